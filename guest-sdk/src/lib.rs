@@ -1,0 +1,89 @@
+//! `wedge-sdk`: write a [wedge](https://example.invalid/wedge) HTTP handler as a
+//! plain Rust function.
+//!
+//! A wedge handler is a `wasm32-wasip1` command. wedge runs it once per request in
+//! a fresh sandbox and speaks WAGI (CGI over WASI) to it: the request arrives as
+//! environment variables and stdin, the response leaves on stdout. This crate
+//! hides that contract behind [`Request`] and [`Response`].
+//!
+//! ```no_run
+//! use wedge_sdk::{Request, Response};
+//!
+//! fn main() {
+//!     wedge_sdk::serve(|req: Request| {
+//!         let name = req.query_param("name").unwrap_or_else(|| "world".into());
+//!         Response::text(200, format!("Hello, {name}!\n"))
+//!     });
+//! }
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip1` and drop the
+//! `.wasm` into `functions/<name>/v1.wasm`.
+
+mod request;
+mod response;
+
+pub use request::Request;
+pub use response::Response;
+
+use std::io::Write;
+
+/// Reads the request wedge passed in, runs `handler`, and writes its response.
+///
+/// A request that cannot be read (a body that is not what `CONTENT_LENGTH`
+/// promised, say) is answered with 400 without calling the handler.
+pub fn serve(handler: impl FnOnce(Request) -> Response) {
+    let response = match Request::from_env() {
+        Ok(request) => handler(request),
+        Err(e) => Response::text(400, format!("cannot read request: {e}\n")),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // Nothing useful can be done if stdout is gone: wedge then answers 502.
+    let _ = response.write_to(&mut out).and_then(|()| out.flush());
+}
+
+/// Percent-decodes `text`; with `plus_as_space`, `+` decodes to a space as in HTML forms.
+pub fn percent_decode(text: &str, plus_as_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_as_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(percent_decode("a%20b+c", true), "a b c");
+        assert_eq!(percent_decode("a%20b+c", false), "a b+c");
+        assert_eq!(percent_decode("100%", false), "100%");
+        assert_eq!(percent_decode("%zz%2F", false), "%zz/");
+    }
+}

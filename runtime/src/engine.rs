@@ -1,0 +1,169 @@
+//! The wasmtime engine and the single linker every handler is instantiated against.
+//!
+//! One [`Engine`] per process: the pooling allocator with copy-on-write memory
+//! images, epoch interruption driven by a ticker thread, and async support so a
+//! guest runs right on the hyper task that serves its request. Host interfaces
+//! are added to the linker here and nowhere else.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
+    ResourceLimiter,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::config::MAX_MEMORY;
+
+/// How often the epoch advances. A running guest yields to the async executor at
+/// every tick, so a busy guest holds a worker thread for at most this long.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Instance slots kept beyond `max_inflight`, so the admission limit, not the
+/// pool, is what turns requests away.
+const POOL_HEADROOM: u32 = 16;
+
+/// Largest table a guest may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Per-request state inside a wasmtime `Store`.
+pub struct Host {
+    /// The WASI preview 1 context: environment, argv, stdio pipes.
+    pub wasi: WasiP1Ctx,
+    /// The memory cap of the function being served.
+    pub limits: GuestLimits,
+}
+
+/// Enforces a function's memory cap; growing past it is a trap, not a failed grow.
+pub struct GuestLimits {
+    /// The function's `memory` setting in bytes.
+    memory: usize,
+    /// Set when the guest tried to go over the cap, to name the trap.
+    exceeded: bool,
+}
+
+impl GuestLimits {
+    /// Limits for a function whose linear memory may not exceed `memory` bytes.
+    pub fn new(memory: usize) -> Self {
+        Self {
+            memory,
+            exceeded: false,
+        }
+    }
+
+    /// Whether the guest tried to grow past its cap.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+}
+
+/// The trap raised when a guest's memory would exceed its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("linear memory would grow to {desired} bytes, beyond the function's cap of {cap}")]
+pub struct MemoryCapExceeded {
+    /// Bytes the guest asked for.
+    pub desired: usize,
+    /// The function's cap.
+    pub cap: usize,
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.exceeded = true;
+            return Err(MemoryCapExceeded {
+                desired,
+                cap: self.memory,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// The process-wide engine and linker, plus the epoch ticker that drives deadlines.
+pub struct WasmEngine {
+    engine: Engine,
+    linker: Linker<Host>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl WasmEngine {
+    /// Builds the engine with room for `max_inflight` concurrent instances.
+    pub fn new(max_inflight: u32) -> anyhow::Result<Self> {
+        let slots = max_inflight.saturating_add(POOL_HEADROOM);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
+            .max_memory_size(MAX_MEMORY.as_usize())
+            // Keeping a little of each slot resident and resetting it by scanning
+            // the page map avoids madvise and page faults on every request.
+            .linear_memory_keep_resident(128 << 10)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
+
+        let mut config = Config::new();
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
+        Ok(Self {
+            engine,
+            linker,
+            ticker_stop,
+        })
+    }
+
+    /// The wasmtime engine modules are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker holding every host interface a handler may import.
+    pub fn linker(&self) -> &Linker<Host> {
+        &self.linker
+    }
+}
+
+impl Drop for WasmEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("wedge-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Statuses the host answers with itself. Every error at the HTTP edge becomes a
+//! short response carrying the request id; the details go to the log only.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::instance::RunError;
+
+/// The response body type of every wedge response.
+pub type Body = Full<Bytes>;
+
+/// Why the host, not the guest, answers a request.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// No route matches the path.
+    #[error("no function serves this path")]
+    NoRoute,
+    /// The body is larger than `max_request_body`.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// Request line and headers exceed `max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// `max_inflight` requests are already being served.
+    #[error("server overloaded, retry shortly")]
+    Overloaded,
+    /// The function has no version that compiled.
+    #[error("function has no loadable version")]
+    NoVersion,
+    /// The client did not send its body in time.
+    #[error("request body not received in time")]
+    BodyTimeout,
+    /// The body could not be read.
+    #[error("could not read request body")]
+    BadBody,
+    /// The guest ran but gave no usable response.
+    #[error(transparent)]
+    Guest(#[from] RunError),
+}
+
+impl HostError {
+    /// The status the client sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Overloaded | Self::NoVersion => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Guest(RunError::Failed { kind, .. }) => match kind {
+                crate::instance::TrapKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::Guest(RunError::Malformed(_) | RunError::TooLarge(_)) => StatusCode::BAD_GATEWAY,
+            Self::Guest(RunError::Capacity(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The few words the client sees; never guest or host internals.
+    fn public_text(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "not found",
+            Self::BodyTooLarge => "request body too large",
+            Self::HeadersTooLarge => "request headers too large",
+            Self::Overloaded | Self::Guest(RunError::Capacity(_)) => "overloaded, retry shortly",
+            Self::NoVersion => "function unavailable",
+            Self::BodyTimeout => "request body timeout",
+            Self::BadBody => "bad request body",
+            Self::Guest(RunError::Failed { kind, .. }) => match kind {
+                crate::instance::TrapKind::Timeout => "function timed out",
+                _ => "function failed",
+            },
+            Self::Guest(RunError::Malformed(_)) => "function sent a malformed response",
+            Self::Guest(RunError::TooLarge(_)) => "function response too large",
+        }
+    }
+
+    /// A short plain-text response naming the request id.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let status = self.status();
+        let text = format!("{} (request id {request_id})\n", self.public_text());
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE && !matches!(self, Self::NoVersion) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(
+            self,
+            Self::BodyTooLarge | Self::HeadersTooLarge | Self::BodyTimeout
+        ) {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}

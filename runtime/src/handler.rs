@@ -1,0 +1,294 @@
+//! The request path, top to bottom: admission, routing, body, guest run, response,
+//! access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::engine::WasmEngine;
+use crate::error::{Body, HostError};
+use crate::instance::{self, Invocation, RunError, Timing};
+use crate::registry::{Function, Version};
+use crate::request_id::request_id;
+use crate::router::Snapshot;
+use crate::stdio::GuestLog;
+use crate::wagi::{self, RequestInfo};
+
+/// The addresses of the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The listener's side.
+    pub local: SocketAddr,
+}
+
+/// Limits the request path enforces, from `[server]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Largest request line plus headers accepted.
+    pub max_header_bytes: usize,
+    /// Requests served at once before 503.
+    pub max_inflight: usize,
+}
+
+impl Limits {
+    /// The limits `[server]` sets.
+    pub fn from_config(server: &ServerConfig) -> Self {
+        Self {
+            max_body: server.max_request_body.as_usize(),
+            max_header_bytes: server.max_header_bytes.as_usize(),
+            max_inflight: server.max_inflight as usize,
+        }
+    }
+}
+
+/// Everything a request needs: the engine, the current routing snapshot, limits.
+pub struct App {
+    /// Compiles and instantiates guests.
+    engine: Arc<WasmEngine>,
+    /// The routing table; replaced whole, never edited.
+    snapshot: ArcSwap<Snapshot>,
+    /// Limits from `[server]`.
+    limits: Limits,
+    /// Copied into every access event.
+    region: Arc<str>,
+    /// Requests being served now, for the `max_inflight` admission check.
+    inflight: AtomicUsize,
+}
+
+/// What an access event records beyond the status.
+#[derive(Default)]
+struct Served {
+    function: Option<Arc<str>>,
+    version: Option<Arc<Version>>,
+    timing: Timing,
+}
+
+impl App {
+    /// A request handler serving `snapshot`.
+    pub fn new(engine: Arc<WasmEngine>, snapshot: Snapshot, limits: Limits, region: &str) -> Self {
+        Self {
+            engine,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            limits,
+            region: region.into(),
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The engine modules are compiled with.
+    pub fn engine(&self) -> &Arc<WasmEngine> {
+        &self.engine
+    }
+
+    /// Replaces the routing snapshot. Requests already running keep the old one.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The current routing snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Requests being served right now.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Serves one request; never fails, every error becomes a response.
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        let (parts, body) = req.into_parts();
+        let mut served = Served::default();
+        let result = self
+            .serve(&parts, body, conn, &request_id, &mut served, started)
+            .await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log_failure(&e, &served, &request_id);
+                e.into_response(&request_id)
+            }
+        };
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-request-id", v);
+        }
+        if let Some(v) = &served.version
+            && let Ok(v) = HeaderValue::from_str(&v.label)
+        {
+            headers.insert("x-wedge-version", v);
+        }
+        let version = served.version.as_deref();
+        tracing::info!(
+            target: "wedge::access",
+            method = %parts.method,
+            path = %parts.uri.path(),
+            status = response.status().as_u16(),
+            function = %served.function.as_deref().unwrap_or(""),
+            version = %version.map(|v| &*v.label).unwrap_or(""),
+            module_sha256 = %version.map(|v| &*v.short_sha).unwrap_or(""),
+            region = %self.region,
+            request_id = %request_id,
+            total_us = started.elapsed().as_micros() as u64,
+            instantiate_us = served.timing.instantiate.as_micros() as u64,
+            guest_us = served.timing.guest.as_micros() as u64,
+        );
+        response
+    }
+
+    async fn serve(
+        &self,
+        parts: &http::request::Parts,
+        body: Incoming,
+        conn: ConnInfo,
+        request_id: &str,
+        served: &mut Served,
+        started: Instant,
+    ) -> Result<Response<Body>, HostError> {
+        if head_size(parts) > self.limits.max_header_bytes {
+            return Err(HostError::HeadersTooLarge);
+        }
+        let _admitted = Admission::try_new(&self.inflight, self.limits.max_inflight)
+            .ok_or(HostError::Overloaded)?;
+
+        let snapshot = self.snapshot.load();
+        let host = wagi::host_of(parts).map(|h| wagi::split_host_port(h).0);
+        let function: &Arc<Function> = snapshot
+            .route(host, parts.uri.path())
+            .ok_or(HostError::NoRoute)?;
+        served.function = Some(function.name.clone());
+        let version = function.stable.clone().ok_or(HostError::NoVersion)?;
+        served.version = Some(version.clone());
+
+        let deadline = started + function.settings.timeout;
+        let stdin = self.read_body(parts, body, deadline).await?;
+        let info = RequestInfo {
+            parts,
+            route: &function.route,
+            peer: conn.peer,
+            local: conn.local,
+            body_len: stdin.len(),
+            function: &function.name,
+            version: &version.label,
+            request_id,
+        };
+        let invocation = Invocation {
+            env: wagi::environment(&info, &function.settings.env),
+            args: wagi::arguments(parts),
+            stdin,
+            log: GuestLog::new(
+                function.name.clone(),
+                version.label.clone(),
+                request_id.into(),
+            ),
+            deadline,
+        };
+        let (result, timing) =
+            instance::run(&self.engine, &version, &function.settings, invocation).await;
+        served.timing = timing;
+        let guest = result?;
+        let mut response = Response::new(Full::new(guest.body));
+        *response.status_mut() = guest.status;
+        *response.headers_mut() = guest.headers;
+        Ok(response)
+    }
+
+    /// Reads the whole body within the limit and the request's deadline. A declared
+    /// length over the limit is refused before a byte of the body is read.
+    async fn read_body(
+        &self,
+        parts: &http::request::Parts,
+        body: Incoming,
+        deadline: Instant,
+    ) -> Result<Bytes, HostError> {
+        let max = self.limits.max_body;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max as u64) {
+            return Err(HostError::BodyTooLarge);
+        }
+        if body.is_end_stream() {
+            return Ok(Bytes::new());
+        }
+        match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+            Err(_) => Err(HostError::BodyTimeout),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(HostError::BodyTooLarge),
+            Ok(Err(_)) => Err(HostError::BadBody),
+        }
+    }
+}
+
+/// Bytes of the request line and headers, as the client sent them (give or take
+/// the spelling of the version).
+fn head_size(parts: &http::request::Parts) -> usize {
+    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    parts
+        .headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
+/// One admitted request; admission is released when it drops.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl<'a> Admission<'a> {
+    fn try_new(inflight: &'a AtomicUsize, max: usize) -> Option<Self> {
+        let previous = inflight.fetch_add(1, Ordering::AcqRel);
+        if previous >= max {
+            inflight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(inflight))
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn log_failure(error: &HostError, served: &Served, request_id: &str) {
+    let function = served.function.as_deref().unwrap_or("");
+    let version = served.version.as_deref().map(|v| &*v.label).unwrap_or("");
+    match error {
+        HostError::Guest(e) => {
+            let kind = match e {
+                RunError::Failed { kind, .. } => kind.as_str(),
+                RunError::Malformed(_) => "malformed",
+                RunError::TooLarge(_) => "too_large",
+                RunError::Capacity(_) => "capacity",
+            };
+            tracing::warn!(
+                target: "wedge::guest",
+                %function,
+                %version,
+                %request_id,
+                %kind,
+                "{e}"
+            );
+        }
+        HostError::NoVersion => {
+            tracing::warn!(target: "wedge::request", %function, %request_id, "{error}");
+        }
+        _ => tracing::debug!(target: "wedge::request", %function, %request_id, "{error}"),
+    }
+}

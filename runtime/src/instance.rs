@@ -1,0 +1,209 @@
+//! One request's run of a guest: a fresh `Store` from the pre-linked module, its
+//! limits and deadline, `_start`, and what the run came to.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+
+use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
+use crate::registry::{Settings, Version};
+use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
+use crate::wagi::{self, GuestResponse, MalformedResponse};
+
+/// Everything the guest gets for one request.
+pub struct Invocation {
+    /// The guest's environment.
+    pub env: Vec<(String, String)>,
+    /// The guest's argv.
+    pub args: Vec<String>,
+    /// The request body, read on stdin.
+    pub stdin: Bytes,
+    /// Tags the guest's stderr lines.
+    pub log: GuestLog,
+    /// When the request's time is up.
+    pub deadline: Instant,
+}
+
+/// How a guest failed, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// A wasm trap: unreachable, out-of-bounds access, stack overflow...
+    Trap,
+    /// The request's time ran out.
+    Timeout,
+    /// The guest went over its memory cap.
+    Memory,
+    /// The guest exited non-zero without a response.
+    Exit,
+}
+
+impl TrapKind {
+    /// The label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::Exit => "exit",
+        }
+    }
+}
+
+/// Why a run produced no response to send.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The guest trapped, ran out of time or memory, or exited non-zero.
+    #[error("guest {}: {message}", kind.as_str())]
+    Failed {
+        /// What kind of failure.
+        kind: TrapKind,
+        /// Details for the log.
+        message: String,
+    },
+    /// The guest's output is not a CGI response.
+    #[error("malformed guest response: {0}")]
+    Malformed(#[from] MalformedResponse),
+    /// The guest wrote more than `max_response`.
+    #[error(transparent)]
+    TooLarge(#[from] ResponseTooLarge),
+    /// No instance slot was free.
+    #[error("no instance slot free: {0}")]
+    Capacity(String),
+}
+
+/// Where the time of a run went.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timing {
+    /// Creating the instance.
+    pub instantiate: Duration,
+    /// Running `_start`.
+    pub guest: Duration,
+}
+
+/// Runs `version` for one request in a fresh instance.
+pub async fn run(
+    engine: &WasmEngine,
+    version: &Version,
+    settings: &Settings,
+    inv: Invocation,
+) -> (Result<GuestResponse, RunError>, Timing) {
+    let stdout = ResponseBuffer::new(settings.max_response);
+    let wasi = WasiCtxBuilder::new()
+        .stdin(MemoryInputPipe::new(inv.stdin))
+        .stdout(stdout.clone())
+        .stderr(inv.log)
+        .envs(&inv.env)
+        .args(&inv.args)
+        .build_p1();
+    let mut store = Store::new(
+        engine.engine(),
+        Host {
+            wasi,
+            limits: GuestLimits::new(settings.memory),
+        },
+    );
+    store.limiter(|host| &mut host.limits);
+    // Every tick the guest yields to the executor; the timeout below does the rest.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+
+    let mut timing = Timing::default();
+    let started = Instant::now();
+    let compiled = &version.compiled;
+    let outcome = tokio::time::timeout_at(inv.deadline, async {
+        let instance = compiled
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| (Stage::Instantiate, e))?;
+        timing.instantiate = started.elapsed();
+        let start = instance
+            .get_module_export(&mut store, &compiled.start)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| {
+                (
+                    Stage::Run,
+                    wasmtime::format_err!("`_start` is not a function"),
+                )
+            })?
+            .typed::<(), ()>(&store)
+            .map_err(|e| (Stage::Run, e))?;
+        start
+            .call_async(&mut store, ())
+            .await
+            .map_err(|e| (Stage::Run, e))
+    })
+    .await;
+    timing.guest = started.elapsed().saturating_sub(timing.instantiate);
+    let memory_exceeded = store.data().limits.exceeded();
+    drop(store);
+    let overflowed = stdout.overflowed();
+    let output = stdout.into_bytes();
+
+    let result = match outcome {
+        Err(_elapsed) => Err(RunError::Failed {
+            kind: TrapKind::Timeout,
+            message: format!("no response within {:?}", settings.timeout),
+        }),
+        Ok(Ok(())) => finish(output),
+        Ok(Err((stage, error))) => {
+            if overflowed {
+                Err(RunError::TooLarge(ResponseTooLarge {
+                    cap: settings.max_response,
+                }))
+            } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
+                classify_exit(exit.0, output)
+            } else if memory_exceeded || error.is::<MemoryCapExceeded>() {
+                Err(RunError::Failed {
+                    kind: TrapKind::Memory,
+                    message: one_line(&error),
+                })
+            } else if stage == Stage::Instantiate && is_pool_exhausted(&error) {
+                Err(RunError::Capacity(one_line(&error)))
+            } else {
+                Err(RunError::Failed {
+                    kind: TrapKind::Trap,
+                    message: one_line(&error),
+                })
+            }
+        }
+    };
+    (result, timing)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Instantiate,
+    Run,
+}
+
+fn finish(output: Bytes) -> Result<GuestResponse, RunError> {
+    Ok(wagi::parse_response(output)?)
+}
+
+/// `exit(0)` is a normal end; a non-zero exit is a failure unless the guest
+/// already wrote a complete response.
+fn classify_exit(code: i32, output: Bytes) -> Result<GuestResponse, RunError> {
+    if code == 0 {
+        return finish(output);
+    }
+    wagi::parse_response(output).map_err(|_| RunError::Failed {
+        kind: TrapKind::Exit,
+        message: format!("exited with status {code} without a response"),
+    })
+}
+
+/// The cause of a trap on one line, without the wasm backtrace wasmtime attaches.
+fn one_line(error: &wasmtime::Error) -> String {
+    error.root_cause().to_string().replace('\n', " ")
+}
+
+fn is_pool_exhausted(error: &wasmtime::Error) -> bool {
+    let text = one_line(error);
+    text.contains("maximum concurrent") || text.contains("concurrent instance limit")
+}

@@ -1,0 +1,98 @@
+//! wedge: an edge-function runtime. It serves HTTP by running each request in a
+//! fresh, sandboxed wasmtime instance of a `wasm32-wasip1` handler, speaking WAGI
+//! (CGI over WASI) to the guest.
+//!
+//! # Layout
+//!
+//! - [`config`]: `wedge.toml`, `function.toml`, `deployment.toml`.
+//! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
+//! - [`handler`]: the request path: admission, routing, body, guest run, access log.
+//! - [`router`]: the immutable routing snapshot and prefix matching.
+//! - [`registry`]: the functions directory turned into compiled, routable functions.
+//! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
+//! - [`instance`]: one request's store, limits, deadline and outcome.
+//! - [`wagi`]: request to environment/argv, stdout to response.
+//! - [`stdio`]: the guest's stdout buffer and stderr logger.
+//! - [`error`]: statuses the host answers with itself.
+//! - [`request_id`], [`log`]: request ids and log set-up.
+//!
+//! Data flows one way: `server` → `handler` → `router` (snapshot) → `instance` +
+//! `wagi` → response; `registry` is the only writer of the snapshot.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod handler;
+pub mod instance;
+pub mod log;
+pub mod registry;
+pub mod request_id;
+pub mod router;
+pub mod server;
+pub mod stdio;
+pub mod wagi;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::engine::WasmEngine;
+use crate::handler::{App, Limits};
+use crate::server::ConnSettings;
+
+/// Loads every function, then serves `listener` until `shutdown` resolves and the
+/// in-flight requests have finished.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let engine = Arc::new(WasmEngine::new(config.server.max_inflight)?);
+    std::fs::create_dir_all(&config.functions.dir).with_context(|| {
+        format!(
+            "cannot create functions directory {}",
+            config.functions.dir.display()
+        )
+    })?;
+    let started = std::time::Instant::now();
+    let (snapshot, failures) = {
+        let engine = engine.clone();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || registry::load_all(&engine, &config)).await?
+    };
+    for failure in &failures {
+        tracing::error!(
+            target: "wedge::registry",
+            function = %failure.function,
+            path = %failure.path.display(),
+            "cannot load: {}",
+            failure.message
+        );
+    }
+    let functions = snapshot.functions().count();
+    let app = Arc::new(App::new(
+        engine,
+        snapshot,
+        Limits::from_config(&config.server),
+        &config.server.region,
+    ));
+    tracing::info!(
+        target: "wedge::server",
+        addr = %listener.local_addr()?,
+        functions,
+        load_ms = started.elapsed().as_millis() as u64,
+        region = %config.server.region,
+        "wedge ready"
+    );
+    server::serve(
+        listener,
+        app,
+        ConnSettings::from_config(&config.server),
+        shutdown,
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Turns the bytes of a `.wasm` file into a module ready to instantiate: hash,
+//! check the imports against the guest ABI, compile, pre-link.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmparser::{Parser, Payload, TypeRef};
+use wasmtime::{InstancePre, Module, ModuleExport};
+
+use crate::engine::{Host, WasmEngine};
+
+/// Import modules a handler may use.
+pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
+
+/// Why a module cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a WebAssembly module.
+    #[error("not a valid WebAssembly module: {0}")]
+    Invalid(String),
+    /// The module imports something the sandbox does not provide.
+    #[error(
+        "forbidden import `{module}::{name}`: handlers may import only from `wasi_snapshot_preview1` and `wedge`"
+    )]
+    ForbiddenImport {
+        /// The import's module name.
+        module: String,
+        /// The import's field name.
+        name: String,
+    },
+    /// The module is a WASI reactor or library, not a command.
+    #[error("the module does not export `_start`: build it as a WASI command (a `main` function)")]
+    NoStart,
+    /// The module imports a host function wedge does not have, or with the wrong type.
+    #[error("cannot link: {0}")]
+    Link(String),
+}
+
+/// One import of a module, as `wedge check` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// Import module (`wasi_snapshot_preview1`).
+    pub module: String,
+    /// Field name (`fd_write`).
+    pub name: String,
+    /// `func`, `memory`, `table`, `global` or `tag`.
+    pub kind: &'static str,
+}
+
+/// The sha256 of a module's bytes, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from_digit(u32::from(b >> 4), 16).expect("hex digit"));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).expect("hex digit"));
+    }
+    out
+}
+
+/// Lists a module's imports and refuses the first one outside the allowed modules.
+/// This reads only the import section, so a hostile module is refused before
+/// any time is spent compiling it.
+pub fn check_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
+    let imports = list_imports(bytes)?;
+    if let Some(bad) = imports
+        .iter()
+        .find(|i| !ALLOWED_IMPORT_MODULES.contains(&i.module.as_str()))
+    {
+        return Err(LoadError::ForbiddenImport {
+            module: bad.module.clone(),
+            name: bad.name.clone(),
+        });
+    }
+    Ok(imports)
+}
+
+fn list_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
+    let mut imports = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
+                return Err(LoadError::Invalid(
+                    "this is a component; wedge runs wasm32-wasip1 core modules".into(),
+                ));
+            }
+            Payload::ImportSection(section) => {
+                for import in section.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    imports.push(Import {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                        kind: match import.ty {
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => "func",
+                            TypeRef::Memory(_) => "memory",
+                            TypeRef::Table(_) => "table",
+                            TypeRef::Global(_) => "global",
+                            TypeRef::Tag(_) => "tag",
+                        },
+                    });
+                }
+            }
+            Payload::CodeSectionStart { .. } => break,
+            _ => {}
+        }
+    }
+    Ok(imports)
+}
+
+/// A compiled module, linked against the host and ready to instantiate per request.
+pub struct Compiled {
+    /// Pre-linked instance: per request only a fresh `Store` is made.
+    pub pre: Arc<InstancePre<Host>>,
+    /// Where `_start` lives, resolved once instead of by name per request.
+    pub start: ModuleExport,
+    /// The module's imports.
+    pub imports: Vec<Import>,
+}
+
+/// Checks imports, compiles and links. CPU-heavy: call it off the request path.
+pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError> {
+    let imports = check_imports(bytes)?;
+    let module =
+        Module::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    let start = module
+        .get_export_index("_start")
+        .ok_or(LoadError::NoStart)?;
+    let pre = engine
+        .linker()
+        .instantiate_pre(&module)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    Ok(Compiled {
+        pre: Arc::new(pre),
+        start,
+        imports,
+    })
+}

@@ -1,0 +1,90 @@
+//! Hostile guests: none of them takes the host down or slows other functions
+//! beyond their own limits.
+
+use std::time::{Duration, Instant};
+
+use wedge_test_harness::{Node, examples, get_status, guests};
+
+use crate::node;
+
+/// While `path` is being hammered by a hostile guest, hello keeps answering.
+async fn hello_keeps_serving(n: &Node, hostile_path: &str, expect: u16, limit: Duration) {
+    let hostile: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, path) = (n.addr(), hostile_path.to_string());
+            tokio::spawn(async move { get_status(addr, &path).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let reply = n.get("/hello").await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            started.elapsed() < limit,
+            "hello took {:?} next to {hostile_path}",
+            started.elapsed()
+        );
+    }
+    for h in hostile {
+        assert_eq!(h.await.unwrap(), expect, "{hostile_path}");
+    }
+    assert_eq!(n.get("/hello").await.status, 200, "host is still up");
+}
+
+/// An infinite loop is cut off at its timeout with 504, and other requests are
+/// served meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn spin() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("spin", guests::SPIN)
+        .function_toml("spin", "timeout = \"1s\"")
+        .start();
+    let started = Instant::now();
+    assert_eq!(n.get("/spin").await.status, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1800),
+        "{took:?}"
+    );
+    // Hello answers well within the spinners' own limit while four of them run.
+    hello_keeps_serving(&n, "/spin", 504, Duration::from_millis(900)).await;
+}
+
+/// Unbounded allocation hits the memory cap: a trap, 500.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn hog() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("hog", guests::HOG)
+        .function_toml("hog", "memory = \"16MiB\"")
+        .start();
+    assert_eq!(n.get("/hog").await.status, 500);
+    n.wait_for_log(Duration::from_secs(5), |l| l.contains("kind=memory"))
+        .expect("memory cap named in the log");
+    hello_keeps_serving(&n, "/hog", 500, Duration::from_secs(2)).await;
+}
+
+/// Unbounded recursion exhausts the stack: a trap, 500.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn recurse() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("recurse", guests::RECURSE)
+        .start();
+    assert_eq!(n.get("/recurse").await.status, 500);
+    hello_keeps_serving(&n, "/recurse", 500, Duration::from_secs(2)).await;
+}
+
+/// Endless stdout is cut off at the response cap: 502.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn flood() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("flood", guests::FLOOD)
+        .function_toml("flood", "max_response = \"1MiB\"")
+        .start();
+    assert_eq!(n.get("/flood").await.status, 502);
+    hello_keeps_serving(&n, "/flood", 502, Duration::from_secs(2)).await;
+}

@@ -1,0 +1,32 @@
+//! End-to-end tests: each starts the real `wedge` binary on `127.0.0.1:0` over a
+//! functions directory of real wasm and talks HTTP to it.
+
+mod hostile;
+mod limits;
+mod loading;
+mod shutdown;
+mod wagi;
+
+use wedge_test_harness::NodeBuilder;
+
+/// A node run from the binary built with these tests.
+pub fn node() -> NodeBuilder {
+    NodeBuilder::new(env!("CARGO_BIN_EXE_wedge"))
+}
+
+/// Every guest program in tests/guests has a test of the same name; adding a
+/// guest without one fails the build here.
+mod tested {
+    pub use crate::hostile::{flood, hog, recurse, spin};
+    pub use crate::limits::sleepy;
+    pub use crate::loading::forbidden;
+    pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};
+}
+
+macro_rules! assert_tested {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use crate::tested::$name as _;
+    };
+}
+wedge_test_harness::foreach_guest!(assert_tested);

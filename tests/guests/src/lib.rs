@@ -1,0 +1,1 @@
+//! Shared nothing: each guest is a binary under src/bin.

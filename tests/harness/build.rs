@@ -1,0 +1,98 @@
+//! Builds wedge's example handlers and test guests to wasm32-wasip1 and emits a
+//! path constant for each, plus `foreach_guest!`, which the end-to-end tests use
+//! to prove every guest program has a test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.join("../..").canonicalize().unwrap();
+    let target_dir = root.join("target/wasm-guests");
+    for dir in ["examples", "tests/guests", "guest-sdk/src"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+
+    build_workspace(&root.join("examples/Cargo.toml"), &target_dir);
+    build_workspace(&root.join("tests/guests/Cargo.toml"), &target_dir);
+    let out = target_dir.join("wasm32-wasip1/release");
+
+    let examples = example_names(&root.join("examples"));
+    let guests = guest_names(&root.join("tests/guests/src/bin"));
+    let mut code =
+        String::from("/// Example handlers from `examples/`, built to wasm.\npub mod examples {\n");
+    for name in &examples {
+        code += &constant(name, &out);
+    }
+    code += "}\n\n/// Test guests from `tests/guests/src/bin`, built to wasm.\npub mod guests {\n";
+    for name in &guests {
+        code += &constant(name, &out);
+    }
+    code += "}\n\n/// Calls `$mac!(name)` for every test guest.\n#[macro_export]\nmacro_rules! foreach_guest {\n    ($mac:ident) => {\n";
+    for name in &guests {
+        code += &format!("        $mac!({name});\n");
+    }
+    code += "    };\n}\n";
+    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("wasm.rs");
+    std::fs::write(dest, code).unwrap();
+}
+
+fn constant(name: &str, out: &Path) -> String {
+    let path = out.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    format!(
+        "    /// `{name}.wasm`\n    pub const {}: &str = {:?};\n",
+        name.to_uppercase(),
+        path.display().to_string()
+    )
+}
+
+fn build_workspace(manifest: &Path, target_dir: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        // The host build's flags and wrappers are not for the guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .expect("cannot run cargo");
+    assert!(
+        status.success(),
+        "building {} for wasm32-wasip1 failed; is the target installed? (rustup target add wasm32-wasip1)",
+        manifest.display()
+    );
+}
+
+fn example_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn guest_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".rs").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}

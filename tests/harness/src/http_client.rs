@@ -1,0 +1,120 @@
+//! Real HTTP against a node: HTTP/1.1 and h2c through hyper's client, and raw
+//! bytes over TCP for what a well-behaved client would never send.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A response, fully read.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+    /// HTTP version the response came over.
+    pub version: http::Version,
+}
+
+impl Reply {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn client(h2: bool) -> HttpClient {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .http2_only(h2)
+        .pool_max_idle_per_host(if h2 { 1 } else { 0 });
+    builder.build_http()
+}
+
+impl crate::Node {
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// `GET path` over h2c with prior knowledge.
+    pub async fn get_h2c(&self, path: &str) -> Reply {
+        let req = Request::get(self.url(path))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        read(client(true).request(req).await.expect("h2c request failed")).await
+    }
+
+    /// `POST path` with `body`.
+    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.send(Method::POST, path, &[], body.into()).await
+    }
+
+    /// Any request over HTTP/1.1 on a fresh connection.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body)).unwrap();
+        read(client(false).request(req).await.expect("request failed")).await
+    }
+}
+
+async fn read(resp: http::Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("response body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        version: parts.version,
+    }
+}
+
+/// Writes `bytes` on a fresh TCP connection and returns everything the server
+/// sends back before closing or going quiet for `idle`.
+pub async fn raw_request(addr: SocketAddr, bytes: &[u8], idle: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET path` on a fresh connection with `Connection: close`; the status code,
+/// or 0 when no response came within 30 seconds. Needs no `Node`, so it can run
+/// in spawned tasks.
+pub async fn get_status(addr: SocketAddr, path: &str) -> u16 {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = raw_request(addr, req.as_bytes(), Duration::from_secs(30)).await;
+    reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}

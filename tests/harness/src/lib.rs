@@ -1,0 +1,11 @@
+//! Drives the real `wedge` binary in end-to-end tests: lays out a config and a
+//! functions directory in a temporary directory, starts the binary on
+//! `127.0.0.1:0`, captures its log, and talks real HTTP to it.
+
+mod http_client;
+mod node;
+
+pub use http_client::{Reply, get_status, raw_request};
+pub use node::{Node, NodeBuilder};
+
+include!(concat!(env!("OUT_DIR"), "/wasm.rs"));

@@ -1,0 +1,241 @@
+//! A running `wedge serve` process with its own directory, address and log.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to compile its functions and report ready.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sets up a node's files before starting it.
+pub struct NodeBuilder {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    server: Vec<String>,
+    extra_args: Vec<String>,
+}
+
+impl NodeBuilder {
+    /// A node run from `binary` (pass `env!("CARGO_BIN_EXE_wedge")`).
+    pub fn new(binary: &str) -> Self {
+        Self {
+            binary: binary.into(),
+            dir: tempfile::Builder::new()
+                .prefix("wedge-e2e-")
+                .tempdir()
+                .unwrap(),
+            server: Vec::new(),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Adds a `key = value` line to `[server]` (the listener is always `127.0.0.1:0`).
+    pub fn server(mut self, line: &str) -> Self {
+        self.server.push(line.to_string());
+        self
+    }
+
+    /// Adds an argument after `serve -c <config>`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_string());
+        self
+    }
+
+    /// Installs `wasm` as `functions/<name>/v1.wasm`.
+    pub fn function(self, name: &str, wasm: &str) -> Self {
+        self.version(name, "v1", wasm)
+    }
+
+    /// Installs `wasm` as `functions/<name>/<label>.wasm`.
+    pub fn version(self, name: &str, label: &str, wasm: &str) -> Self {
+        let dir = self.functions_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(wasm, dir.join(format!("{label}.wasm"))).unwrap();
+        self
+    }
+
+    /// Writes `functions/<name>/function.toml`.
+    pub fn function_toml(self, name: &str, toml: &str) -> Self {
+        let dir = self.functions_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("function.toml"), toml).unwrap();
+        self
+    }
+
+    /// The functions directory the node will serve.
+    pub fn functions_dir(&self) -> PathBuf {
+        self.dir.path().join("functions")
+    }
+
+    /// Starts the node and waits until it reports ready.
+    pub fn start(self) -> Node {
+        let config_path = self.dir.path().join("wedge.toml");
+        let mut config = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+        for line in &self.server {
+            config += line;
+            config.push('\n');
+        }
+        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        std::fs::write(&config_path, config).unwrap();
+        std::fs::create_dir_all(self.functions_dir()).unwrap();
+
+        let mut child = Command::new(&self.binary)
+            .arg("serve")
+            .arg("-c")
+            .arg(&config_path)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start wedge");
+        let log = Arc::new(Log::default());
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    log.push(line);
+                }
+                log.close();
+            });
+        }
+        let ready = log
+            .wait_for(START_TIMEOUT, |l| l.contains("wedge ready"))
+            .unwrap_or_else(|| panic!("wedge did not become ready; log:\n{}", log.text()));
+        let addr = field(&ready, "addr").expect("ready line names the address");
+        Node {
+            child,
+            addr: addr.parse().expect("address"),
+            log,
+            dir: self.dir,
+        }
+    }
+}
+
+/// Pulls `name=value` out of a text log line or `"name":"value"` out of a JSON one.
+pub fn field(line: &str, name: &str) -> Option<String> {
+    if let Some(i) = line.find(&format!("\"{name}\":")) {
+        let rest = line[i + name.len() + 3..].trim_start_matches('"');
+        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
+        return Some(rest[..end].to_string());
+    }
+    let i = line.find(&format!(" {name}="))?;
+    let rest = &line[i + name.len() + 2..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_string())
+}
+
+/// A running node; killed when dropped.
+pub struct Node {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Log>,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// The public listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The node's directory (config, functions, data).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every log line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line matching `pred`.
+    pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.log.wait_for(timeout, pred)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+impl Log {
+    fn push(&self, line: String) {
+        self.lines.lock().unwrap().push(line);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.changed.notify_all();
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().unwrap();
+        let mut seen = 0;
+        loop {
+            if let Some(l) = lines[seen..].iter().find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            seen = lines.len();
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = self.changed.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+}

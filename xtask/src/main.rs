@@ -1,0 +1,165 @@
+//! wedge's developer commands, run as `cargo xtask <command>`:
+//!
+//! - `serve`: build the examples and serve them on 127.0.0.1:8080.
+//! - `test`: run every test (unit, SDK, end-to-end).
+//! - `lint`: `cargo fmt --check` and `cargo clippy -D warnings` on every workspace.
+//! - `bench`: the wrk load benchmark, wedge against a raw hyper hello-world.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Where example modules and test guests are built.
+const WASM_TARGET_DIR: &str = "target/wasm-guests";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("lint") => lint(),
+        Some("bench") => bench::bench(&args[1..]),
+        _ => Err("usage: cargo xtask <serve|test|lint|bench> [args...]".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command in the repository root; fails with its name if it fails.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Installs the wasm32-wasip1 target through rustup when it is missing.
+fn ensure_wasm_target() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip1"))
+        .unwrap_or(false);
+    if installed {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]))
+}
+
+/// Builds `examples/` to wasm and returns each example's module.
+fn build_examples() -> Result<Vec<(String, PathBuf)>, String> {
+    ensure_wasm_target()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip1",
+        "--manifest-path",
+        "examples/Cargo.toml",
+        "--target-dir",
+        WASM_TARGET_DIR,
+    ]))?;
+    let out = root().join(WASM_TARGET_DIR).join("wasm32-wasip1/release");
+    let mut modules = Vec::new();
+    for entry in std::fs::read_dir(root().join("examples")).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().join("Cargo.toml").exists() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            modules.push((name.clone(), out.join(format!("{name}.wasm"))));
+        }
+    }
+    modules.sort();
+    Ok(modules)
+}
+
+/// Lays the examples out as a functions directory under `dir` with a wedge.toml
+/// listening on `listen`; returns the config path.
+fn lay_out_examples(dir: &Path, listen: &str) -> Result<PathBuf, String> {
+    let functions = dir.join("functions");
+    for (name, module) in build_examples()? {
+        let fdir = functions.join(&name);
+        std::fs::create_dir_all(&fdir).map_err(|e| e.to_string())?;
+        std::fs::copy(&module, fdir.join("v1.wasm"))
+            .map_err(|e| format!("cannot copy {}: {e}", module.display()))?;
+        let toml = root().join("examples").join(&name).join("function.toml");
+        if toml.exists() {
+            std::fs::copy(&toml, fdir.join("function.toml")).map_err(|e| e.to_string())?;
+        }
+    }
+    let config = dir.join("wedge.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"{listen}\"\n\n[functions]\ndir = \"functions\"\n\n[store]\ndir = \"data\"\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let listen = args.first().map(String::as_str).unwrap_or("127.0.0.1:8080");
+    let dir = root().join("target/demo");
+    let config = lay_out_examples(&dir, listen)?;
+    eprintln!("serving examples/ on http://{listen}/ (try: curl http://{listen}/hello)");
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "wedge",
+            "--",
+            "serve",
+            "-c",
+        ])
+        .arg(config))
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    ensure_wasm_target()?;
+    run(cargo().args(["test", "--workspace"]).args(args))
+}
+
+fn lint() -> Result<(), String> {
+    ensure_wasm_target()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    for manifest in ["examples/Cargo.toml", "tests/guests/Cargo.toml"] {
+        run(cargo().args(["fmt", "--all", "--check", "--manifest-path", manifest]))?;
+        run(cargo()
+            .args([
+                "clippy",
+                "--target",
+                "wasm32-wasip1",
+                "--target-dir",
+                WASM_TARGET_DIR,
+            ])
+            .args(["--manifest-path", manifest, "--", "-D", "warnings"]))?;
+    }
+    Ok(())
+}
