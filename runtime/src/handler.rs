@@ -239,7 +239,12 @@ impl App {
 /// Bytes of the request line and headers, as the client sent them (give or take
 /// the spelling of the version).
 fn head_size(parts: &http::request::Parts) -> usize {
-    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts
+            .uri
+            .authority()
+            .map_or(0, |a| a.as_str().len() + "http://".len());
+    let line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
     parts
         .headers
         .iter()

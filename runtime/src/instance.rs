@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -116,27 +116,14 @@ pub async fn run(
     let started = Instant::now();
     let compiled = &version.compiled;
     let outcome = tokio::time::timeout_at(inv.deadline, async {
-        let instance = compiled
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| (Stage::Instantiate, e))?;
+        let instance = compiled.pre.instantiate_async(&mut store).await?;
         timing.instantiate = started.elapsed();
         let start = instance
             .get_module_export(&mut store, &compiled.start)
             .and_then(|e| e.into_func())
-            .ok_or_else(|| {
-                (
-                    Stage::Run,
-                    wasmtime::format_err!("`_start` is not a function"),
-                )
-            })?
-            .typed::<(), ()>(&store)
-            .map_err(|e| (Stage::Run, e))?;
-        start
-            .call_async(&mut store, ())
-            .await
-            .map_err(|e| (Stage::Run, e))
+            .ok_or_else(|| wasmtime::format_err!("`_start` is not a function"))?
+            .typed::<(), ()>(&store)?;
+        start.call_async(&mut store, ()).await
     })
     .await;
     timing.guest = started.elapsed().saturating_sub(timing.instantiate);
@@ -151,7 +138,7 @@ pub async fn run(
             message: format!("no response within {:?}", settings.timeout),
         }),
         Ok(Ok(())) => finish(output),
-        Ok(Err((stage, error))) => {
+        Ok(Err(error)) => {
             if overflowed {
                 Err(RunError::TooLarge(ResponseTooLarge {
                     cap: settings.max_response,
@@ -163,7 +150,7 @@ pub async fn run(
                     kind: TrapKind::Memory,
                     message: one_line(&error),
                 })
-            } else if stage == Stage::Instantiate && is_pool_exhausted(&error) {
+            } else if error.is::<PoolConcurrencyLimitError>() {
                 Err(RunError::Capacity(one_line(&error)))
             } else {
                 Err(RunError::Failed {
@@ -174,12 +161,6 @@ pub async fn run(
         }
     };
     (result, timing)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Instantiate,
-    Run,
 }
 
 fn finish(output: Bytes) -> Result<GuestResponse, RunError> {
@@ -201,9 +182,4 @@ fn classify_exit(code: i32, output: Bytes) -> Result<GuestResponse, RunError> {
 /// The cause of a trap on one line, without the wasm backtrace wasmtime attaches.
 fn one_line(error: &wasmtime::Error) -> String {
     error.root_cause().to_string().replace('\n', " ")
-}
-
-fn is_pool_exhausted(error: &wasmtime::Error) -> bool {
-    let text = one_line(error);
-    text.contains("maximum concurrent") || text.contains("concurrent instance limit")
 }

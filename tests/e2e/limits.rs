@@ -161,3 +161,16 @@ pub async fn no_loadable_version() {
     assert_eq!(n.get("/broken").await.status, 503);
     assert_eq!(n.get("/hello").await.status, 200);
 }
+
+/// Without a `timeout` of its own a function gets `server.request_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn server_request_timeout_is_the_default() {
+    let n = node()
+        .server("request_timeout = \"300ms\"")
+        .function("slow", guests::SLEEPY)
+        .start();
+    assert_eq!(n.get("/slow?ms=10").await.status, 200);
+    let started = Instant::now();
+    assert_eq!(n.get("/slow?ms=5000").await.status, 504);
+    assert!(started.elapsed() < Duration::from_millis(1300));
+}

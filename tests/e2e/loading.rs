@@ -114,3 +114,40 @@ fn bad_config_names_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("max_inflite"), "{stderr}");
 }
+
+/// A broken `function.toml` keeps that function out, names the key and the file,
+/// and leaves the others serving.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn bad_function_toml_is_named() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("typo", examples::HELLO)
+        .function_toml("typo", "rout = \"/typo\"\n")
+        .start();
+    let line = n
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("cannot load") && l.contains("typo")
+        })
+        .expect("load error logged");
+    assert!(line.contains("rout"), "names the key: {line}");
+    assert!(line.contains("function.toml"), "names the file: {line}");
+    assert_eq!(n.get("/typo").await.status, 404);
+    assert_eq!(n.get("/hello").await.status, 200);
+}
+
+/// Two functions on one route: the first by name keeps it, the clash is logged.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn route_clash_is_refused() {
+    let n = node()
+        .function("alpha", guests::ENV_DUMP)
+        .function_toml("alpha", "route = \"/shared\"")
+        .function("beta", guests::ENV_DUMP)
+        .function_toml("beta", "route = \"/shared\"")
+        .start();
+    let line = n
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("already taken"))
+        .expect("clash logged");
+    assert!(line.contains("beta") && line.contains("alpha"), "{line}");
+    let text = n.get("/shared").await.text();
+    assert!(text.contains("ENV WEDGE_FUNCTION=alpha"), "{text}");
+}

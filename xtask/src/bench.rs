@@ -68,7 +68,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             .arg("serve")
             .arg("-c")
             .arg(&config)
-            .env("RUST_LOG", "warn")
+            // Default logging, access events included: what an operator runs.
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

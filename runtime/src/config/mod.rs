@@ -31,6 +31,23 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// A TOML error on one line, with its position: `line 3, column 1: unknown field ...`.
+    fn toml(path: &Path, text: &str, error: &toml::de::Error) -> Self {
+        let message = error.message().trim().replace('\n', " ");
+        let Some(span) = error.span() else {
+            return Self::new(path, message);
+        };
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Self::new(path, format!("line {line}, column {column}: {message}"))
+    }
+}
+
+/// Parses TOML text, with errors on one line.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::toml(path, text, &e))
 }
 
 /// `wedge.toml`: the node-wide settings.
@@ -163,8 +180,7 @@ impl Config {
 
     /// Parses `wedge.toml` text; `base` anchors relative directories.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))?;
+        let mut config: Config = parse_toml(text, path)?;
         config.store.dir = base.join(&config.store.dir);
         config.functions.dir = base.join(&config.functions.dir);
         if !config.admin.token_file.as_os_str().is_empty() {
@@ -276,8 +292,7 @@ pub const MAX_MEMORY: ByteSize = ByteSize(4 << 30);
 impl FunctionConfig {
     /// Parses `function.toml` text for function `name` and checks its values.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: FunctionConfig =
-            toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))?;
+        let config: FunctionConfig = parse_toml(text, path)?;
         if let Some(route) = &config.route {
             validate_route(route).map_err(|m| ConfigError::new(path, m))?;
         }
@@ -362,8 +377,7 @@ pub struct Deployment {
 impl Deployment {
     /// Parses `deployment.toml` text.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let d: Deployment =
-            toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string()))?;
+        let d: Deployment = parse_toml(text, path)?;
         if d.canary_percent > 100 {
             return Err(ConfigError::new(
                 path,
@@ -397,6 +411,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");
+        assert!(err.to_string().contains("line 2, column 1"), "{err}");
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
         let err = FunctionConfig::parse("rout = \"/x\"", Path::new("function.toml")).unwrap_err();
         assert!(err.to_string().contains("rout"), "{err}");
     }
