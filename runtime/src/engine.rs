@@ -114,9 +114,12 @@ impl WasmEngine {
             .total_tables(slots)
             .total_stacks(slots)
             .max_memory_size(MAX_MEMORY.as_usize())
-            // Keeping a little of each slot resident and resetting it by scanning
-            // the page map avoids madvise and page faults on every request.
-            .linear_memory_keep_resident(128 << 10)
+            // Resetting the start of each slot by scanning the page map for dirty
+            // pages avoids madvise and page faults on every request. A Rust guest's
+            // 1 MiB stack grows down from 1 MiB with the heap above it, so the pages
+            // a request dirties lie in the first 2 MiB: measured 31 µs of CPU per
+            // hello request at 2 MiB against 37 µs at 128 KiB.
+            .linear_memory_keep_resident(2 << 20)
             .table_keep_resident(64 << 10)
             .pagemap_scan(Enabled::Auto);
 

@@ -16,14 +16,31 @@ pub enum LogFormat {
 /// Lines buffered before new ones are dropped rather than block a request.
 const BUFFERED_LINES: usize = 64 * 1024;
 
+/// The filter directives: `RUST_LOG`, or `info`. WASI's host calls open an
+/// info-level span each, which would cost every request more than the guest
+/// itself, so they are off unless `RUST_LOG` names `wasmtime_wasi` itself.
+fn directives(rust_log: Option<&str>) -> String {
+    let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    if base.contains("wasmtime_wasi") {
+        base.to_string()
+    } else {
+        format!("{base},wasmtime_wasi=warn")
+    }
+}
+
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it
 /// flushes what is buffered. `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(BUFFERED_LINES)
         .lossy(true)
-        .finish(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        // The writer thread flushes whenever its queue runs dry, so under load
+        // many lines leave in one write.
+        .finish(std::io::BufWriter::with_capacity(
+            64 << 10,
+            std::io::stderr(),
+        ));
+    let filter = EnvFilter::new(directives(std::env::var("RUST_LOG").ok().as_deref()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -33,4 +50,19 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directives;
+
+    #[test]
+    fn wasi_spans_are_off_unless_asked_for() {
+        assert_eq!(directives(None), "info,wasmtime_wasi=warn");
+        assert_eq!(directives(Some("debug")), "debug,wasmtime_wasi=warn");
+        assert_eq!(
+            directives(Some("wasmtime_wasi=trace")),
+            "wasmtime_wasi=trace"
+        );
+    }
 }
