@@ -16,6 +16,7 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::config::MAX_MEMORY;
+use crate::kv::{self, KvCtx};
 
 /// How often the epoch advances. A running guest yields to the async executor at
 /// every tick, so a busy guest holds a worker thread for at most this long.
@@ -34,6 +35,8 @@ pub struct Host {
     pub wasi: WasiP1Ctx,
     /// The memory cap of the function being served.
     pub limits: GuestLimits,
+    /// The key-value stores this request may open.
+    pub kv: KvCtx,
 }
 
 /// Enforces a function's memory cap; growing past it is a trap, not a failed grow.
@@ -132,6 +135,7 @@ impl WasmEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;

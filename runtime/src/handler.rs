@@ -16,6 +16,7 @@ use crate::config::ServerConfig;
 use crate::engine::WasmEngine;
 use crate::error::{Body, HostError};
 use crate::instance::{self, Invocation, RunError, Timing};
+use crate::kv::{Backend, KvCtx};
 use crate::registry::{Function, Version};
 use crate::request_id::request_id;
 use crate::router::Snapshot;
@@ -65,6 +66,8 @@ pub struct App {
     region: Arc<str>,
     /// Requests being served now, for the `max_inflight` admission check.
     inflight: AtomicUsize,
+    /// The key-value stores guests open through the `wedge` module.
+    kv: Arc<dyn Backend>,
 }
 
 /// What an access event records beyond the status.
@@ -77,14 +80,26 @@ struct Served {
 
 impl App {
     /// A request handler serving `snapshot`.
-    pub fn new(engine: Arc<WasmEngine>, snapshot: Snapshot, limits: Limits, region: &str) -> Self {
+    pub fn new(
+        engine: Arc<WasmEngine>,
+        kv: Arc<dyn Backend>,
+        snapshot: Snapshot,
+        limits: Limits,
+        region: &str,
+    ) -> Self {
         Self {
             engine,
             snapshot: ArcSwap::from_pointee(snapshot),
             limits,
             region: region.into(),
             inflight: AtomicUsize::new(0),
+            kv,
         }
+    }
+
+    /// The key-value backend.
+    pub fn kv(&self) -> &Arc<dyn Backend> {
+        &self.kv
     }
 
     /// The engine modules are compiled with.
@@ -196,6 +211,7 @@ impl App {
                 request_id.into(),
             ),
             deadline,
+            kv: KvCtx::new(self.kv.clone(), function.settings.kv.clone()),
         };
         let (result, timing) =
             instance::run(&self.engine, &version, &function.settings, invocation).await;

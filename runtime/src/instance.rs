@@ -11,6 +11,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
+use crate::kv::KvCtx;
 use crate::registry::{Settings, Version};
 use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
 use crate::wagi::{self, GuestResponse, MalformedResponse};
@@ -27,6 +28,8 @@ pub struct Invocation {
     pub log: GuestLog,
     /// When the request's time is up.
     pub deadline: Instant,
+    /// The key-value stores the function may open.
+    pub kv: KvCtx,
 }
 
 /// How a guest failed, as the metrics count it.
@@ -105,6 +108,7 @@ pub async fn run(
         Host {
             wasi,
             limits: GuestLimits::new(settings.memory),
+            kv: inv.kv,
         },
     );
     store.limiter(|host| &mut host.limits);

@@ -13,6 +13,7 @@
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
+//! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit.
 //! - [`error`]: statuses the host answers with itself.
 //! - [`request_id`], [`log`]: request ids and log set-up.
 //!
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod handler;
 pub mod instance;
+pub mod kv;
 pub mod log;
 pub mod registry;
 pub mod request_id;
@@ -41,6 +43,8 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::engine::WasmEngine;
 use crate::handler::{App, Limits};
+use crate::kv::Backend;
+use crate::kv::sled::SledBackend;
 use crate::server::ConnSettings;
 
 /// Loads every function, then serves `listener` until `shutdown` resolves and the
@@ -72,9 +76,20 @@ pub async fn serve(
             failure.message
         );
     }
+    let kv_dir = config.store.dir.join("kv");
+    let kv: Arc<dyn Backend> = {
+        let store = config.store.clone();
+        tokio::task::spawn_blocking(move || {
+            SledBackend::open(&kv_dir, store.durability, store.flush_interval.0)
+                .map(|b| Arc::new(b) as Arc<dyn Backend>)
+                .with_context(|| format!("cannot open the key-value store in {}", kv_dir.display()))
+        })
+        .await??
+    };
     let functions = snapshot.functions().count();
     let app = Arc::new(App::new(
         engine,
+        kv.clone(),
         snapshot,
         Limits::from_config(&config.server),
         &config.server.region,

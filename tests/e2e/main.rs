@@ -2,6 +2,7 @@
 //! functions directory of real wasm and talks HTTP to it.
 
 mod hostile;
+mod kv;
 mod limits;
 mod loading;
 mod shutdown;
@@ -18,6 +19,7 @@ pub fn node() -> NodeBuilder {
 /// guest without one fails the build here.
 mod tested {
     pub use crate::hostile::{flood, hog, recurse, spin};
+    pub use crate::kv::{kv_abuse, kv_probe};
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};

@@ -24,6 +24,12 @@ fn main() {
     for name in &examples {
         code += &constant(name, &out);
     }
+    code +=
+        "    /// Every example: its name and module.\n    pub const ALL: &[(&str, &str)] = &[\n";
+    for name in &examples {
+        code += &format!("        ({name:?}, {}),\n", name.to_uppercase());
+    }
+    code += "    ];\n";
     code += "}\n\n/// Test guests from `tests/guests/src/bin`, built to wasm.\npub mod guests {\n";
     for name in &guests {
         code += &constant(name, &out);

@@ -1,5 +1,9 @@
-//! `cargo xtask bench`: wrk against wedge serving `examples/hello` and against the
+//! `cargo xtask bench [hello|inventory|all]`: wrk against wedge and against the
 //! raw hyper hello-world, in the same run, with the ratio between them.
+//!
+//! - `hello`: `GET /hello` from `examples/hello`.
+//! - `inventory`: durable reservations, `POST /inventory/sku-N/reserve?qty=1`
+//!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
 //!
 //! Options: `--duration 10s`, `--connections 32`, `--threads 2`.
 
@@ -17,6 +21,7 @@ struct Figures {
 }
 
 struct Options {
+    scenario: String,
     duration: String,
     connections: String,
     threads: String,
@@ -24,11 +29,17 @@ struct Options {
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        scenario: "hello".into(),
         duration: "10s".into(),
         connections: "32".into(),
         threads: "2".into(),
     };
-    let mut it = args.iter();
+    let mut it = args.iter().peekable();
+    if let Some(first) = it.peek()
+        && !first.starts_with("--")
+    {
+        o.scenario = it.next().unwrap().clone();
+    }
     while let Some(flag) = it.next() {
         let value = it
             .next()
@@ -46,6 +57,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 pub fn bench(args: &[String]) -> Result<(), String> {
     let options = parse_options(args)?;
+    let scenarios: &[&str] = match options.scenario.as_str() {
+        "hello" => &["hello"],
+        "inventory" => &["inventory"],
+        "all" => &["hello", "inventory"],
+        other => return Err(format!("unknown scenario {other} (hello, inventory, all)")),
+    };
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk is not installed (apt-get install wrk)".into());
     }
@@ -57,14 +74,92 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "--package",
         "hyper-hello",
     ]))?;
-
-    let wedge_port = free_port()?;
-    let hyper_port = free_port()?;
-    let dir = root().join("target/bench");
-    let config = lay_out_examples(&dir, &format!("127.0.0.1:{wedge_port}"))?;
     let release = root().join("target/release");
-    let wedge = Server(
-        Command::new(release.join("wedge"))
+
+    let hyper_port = free_port()?;
+    let _hyper = Server(
+        Command::new(release.join("hyper-hello"))
+            .arg(format!("127.0.0.1:{hyper_port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start hyper-hello: {e}"))?,
+    );
+    let hyper_url = format!("http://127.0.0.1:{hyper_port}/");
+    wait_ready(&hyper_url)?;
+
+    println!(
+        "wrk -t{} -c{} -d{} (same run, same machine: {} cores)",
+        options.threads,
+        options.connections,
+        options.duration,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let hyper = wrk(&options, &hyper_url, None)?;
+    let mut rows = vec![("raw hyper hello".to_string(), hyper)];
+    for scenario in scenarios {
+        match *scenario {
+            "hello" => {
+                let wedge = start_wedge("hello", "sync")?;
+                let url = format!("http://127.0.0.1:{}/hello", wedge.1);
+                wait_ready(&url)?;
+                rows.push(("wedge examples/hello".into(), wrk(&options, &url, None)?));
+            }
+            _ => {
+                for durability in ["sync", "periodic"] {
+                    let wedge = start_wedge(&format!("inventory-{durability}"), durability)?;
+                    let base = format!("http://127.0.0.1:{}", wedge.1);
+                    seed_inventory(wedge.1)?;
+                    let script = root().join("target/bench/reserve.lua");
+                    std::fs::write(&script, RESERVE_LUA).map_err(|e| e.to_string())?;
+                    rows.push((
+                        format!("wedge reserve ({durability})"),
+                        wrk(&options, &base, Some(&script))?,
+                    ));
+                }
+            }
+        }
+    }
+
+    println!(
+        "{:<28} {:>12} {:>10} {:>10} {:>8}",
+        "target", "req/s", "p50", "p99", "ratio"
+    );
+    let base = rows[0].1.requests_per_sec;
+    for (name, f) in &rows {
+        println!(
+            "{:<28} {:>12.0} {:>10} {:>10} {:>8.3}",
+            name,
+            f.requests_per_sec,
+            f.p50,
+            f.p99,
+            f.requests_per_sec / base
+        );
+    }
+    Ok(())
+}
+
+/// wrk's request generator for reservations across 1000 SKUs.
+const RESERVE_LUA: &str = r#"
+wrk.method = "POST"
+request = function()
+  return wrk.format(nil, "/inventory/sku-" .. math.random(1, 1000) .. "/reserve?qty=1")
+end
+"#;
+
+/// Starts a release wedge over the examples with `durability`; returns it and its port.
+fn start_wedge(name: &str, durability: &str) -> Result<(Server, u16), String> {
+    let port = free_port()?;
+    let dir = root().join("target/bench").join(name);
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    let config = lay_out_examples(&dir, &format!("127.0.0.1:{port}"))?;
+    let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    text = text.replace(
+        "[store]\n",
+        &format!("[store]\ndurability = \"{durability}\"\n"),
+    );
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    let server = Server(
+        Command::new(root().join("target/release/wedge"))
             .arg("serve")
             .arg("-c")
             .arg(&config)
@@ -75,47 +170,42 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("cannot start wedge: {e}"))?,
     );
-    let hyper = Server(
-        Command::new(release.join("hyper-hello"))
-            .arg(format!("127.0.0.1:{hyper_port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start hyper-hello: {e}"))?,
-    );
-    let hyper_url = format!("http://127.0.0.1:{hyper_port}/");
-    let wedge_url = format!("http://127.0.0.1:{wedge_port}/hello");
-    wait_ready(&hyper_url)?;
-    wait_ready(&wedge_url)?;
+    Ok((server, port))
+}
 
-    println!(
-        "wrk -t{} -c{} -d{} (same run, same machine: {} cores)",
-        options.threads,
-        options.connections,
-        options.duration,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    let hyper_figures = wrk(&options, &hyper_url)?;
-    let wedge_figures = wrk(&options, &wedge_url)?;
-    drop((wedge, hyper));
-
-    println!(
-        "{:<28} {:>12} {:>10} {:>10}",
-        "target", "req/s", "p50", "p99"
-    );
-    for (name, f) in [
-        ("raw hyper hello", &hyper_figures),
-        ("wedge examples/hello", &wedge_figures),
-    ] {
-        println!(
-            "{:<28} {:>12.0} {:>10} {:>10}",
-            name, f.requests_per_sec, f.p50, f.p99
-        );
+/// Seeds sku-1..=sku-1000 with more stock than any run can take.
+fn seed_inventory(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for sku in 1..=1000 {
+        loop {
+            match put(port, &format!("/inventory/sku-{sku}"), "1000000000000") {
+                Ok(200) => break,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                other => return Err(format!("seeding sku-{sku} failed: {other:?}")),
+            }
+        }
     }
-    println!(
-        "ratio wedge/hyper: {:.3}",
-        wedge_figures.requests_per_sec / hyper_figures.requests_per_sec
-    );
     Ok(())
+}
+
+fn put(port: u16, path: &str, body: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| e.to_string())?;
+    reply
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad reply: {reply}"))
 }
 
 /// Kills the server when dropped.
@@ -152,12 +242,16 @@ fn wait_ready(url: &str) -> Result<(), String> {
     Err(format!("{url} did not answer 200 within 60s"))
 }
 
-fn wrk(options: &Options, url: &str) -> Result<Figures, String> {
-    let out = Command::new("wrk")
-        .arg(format!("-t{}", options.threads))
+fn wrk(options: &Options, url: &str, script: Option<&std::path::Path>) -> Result<Figures, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.arg(format!("-t{}", options.threads))
         .arg(format!("-c{}", options.connections))
         .arg(format!("-d{}", options.duration))
-        .arg("--latency")
+        .arg("--latency");
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd
         .arg(url)
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;

@@ -133,9 +133,67 @@ fn serve(args: &[String]) -> Result<(), String> {
         .arg(config))
 }
 
+/// Runs every test: the workspace's (unit, SDK, end-to-end), then the examples'
+/// own unit tests on the host (the rule evaluator's, for one). Ends with one
+/// line of totals across all of them.
 fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
-    run(cargo().args(["test", "--workspace"]).args(args))
+    let mut totals = Totals::default();
+    let workspace = run_counted(
+        cargo().args(["test", "--workspace"]).args(args),
+        &mut totals,
+    );
+    let examples = run_counted(
+        cargo().args([
+            "test",
+            "--manifest-path",
+            "examples/Cargo.toml",
+            "--workspace",
+            "--lib",
+        ]),
+        &mut totals,
+    );
+    println!("{} passed, {} failed", totals.passed, totals.failed);
+    workspace.and(examples)
+}
+
+/// Tests counted from cargo's `test result:` lines.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs a `cargo test`, passing its output through and adding up its results.
+fn run_counted(cmd: &mut Command, totals: &mut Totals) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            let count = |what: &str| {
+                result
+                    .split([';', '.'])
+                    .find_map(|part| part.trim().strip_suffix(what))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            totals.passed += count(" passed");
+            totals.failed += count(" failed");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
 }
 
 fn lint() -> Result<(), String> {

@@ -46,7 +46,7 @@ pub struct Settings {
     /// Cap on stdout, bytes.
     pub max_response: usize,
     /// Stores the function may open.
-    pub kv: Vec<String>,
+    pub kv: Arc<[String]>,
     /// Static environment, in file order.
     pub env: Vec<(String, String)>,
 }
@@ -166,7 +166,11 @@ fn load_function(
             .max_response
             .unwrap_or(DEFAULT_MAX_RESPONSE)
             .as_usize(),
-        kv: fconfig.kv.clone().unwrap_or_else(|| vec![name.to_string()]),
+        kv: fconfig
+            .kv
+            .clone()
+            .unwrap_or_else(|| vec![name.to_string()])
+            .into(),
         env: fconfig.env.clone().into_iter().collect(),
     };
     let (stable, load_error) = if labels.contains(&deployment.stable) {

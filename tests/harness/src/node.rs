@@ -15,6 +15,7 @@ pub struct NodeBuilder {
     binary: PathBuf,
     dir: tempfile::TempDir,
     server: Vec<String>,
+    store: Vec<String>,
     extra_args: Vec<String>,
 }
 
@@ -28,6 +29,7 @@ impl NodeBuilder {
                 .tempdir()
                 .unwrap(),
             server: Vec::new(),
+            store: Vec::new(),
             extra_args: Vec::new(),
         }
     }
@@ -57,6 +59,31 @@ impl NodeBuilder {
         self
     }
 
+    /// Installs example `name` as `functions/<name>/v1.wasm`, with the
+    /// `function.toml` it ships in `examples/<name>/`.
+    pub fn example(self, name: &str) -> Self {
+        let wasm = crate::examples::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no example {name}"))
+            .1;
+        let toml = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name)
+            .join("function.toml");
+        let builder = self.function(name, wasm);
+        match std::fs::read_to_string(toml) {
+            Ok(text) => builder.function_toml(name, &text),
+            Err(_) => builder,
+        }
+    }
+
+    /// Adds a line to `[store]`.
+    pub fn store(mut self, line: &str) -> Self {
+        self.store.push(line.to_string());
+        self
+    }
+
     /// Writes `functions/<name>/function.toml`.
     pub fn function_toml(self, name: &str, toml: &str) -> Self {
         let dir = self.functions_dir().join(name);
@@ -78,15 +105,57 @@ impl NodeBuilder {
             config += line;
             config.push('\n');
         }
-        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[store]\n";
+        for line in &self.store {
+            config += line;
+            config.push('\n');
+        }
         std::fs::write(&config_path, config).unwrap();
         std::fs::create_dir_all(self.functions_dir()).unwrap();
+        let mut node = Node {
+            process: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log: Arc::new(Log::default()),
+            binary: self.binary,
+            args: self.extra_args,
+            dir: self.dir,
+        };
+        node.spawn();
+        node
+    }
+}
 
+/// Pulls `name=value` out of a text log line or `"name":"value"` out of a JSON one.
+pub fn field(line: &str, name: &str) -> Option<String> {
+    if let Some(i) = line.find(&format!("\"{name}\":")) {
+        let rest = line[i + name.len() + 3..].trim_start_matches('"');
+        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
+        return Some(rest[..end].to_string());
+    }
+    let i = line.find(&format!(" {name}="))?;
+    let rest = &line[i + name.len() + 2..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_string())
+}
+
+/// A running node; killed when dropped.
+pub struct Node {
+    process: Option<Child>,
+    addr: SocketAddr,
+    log: Arc<Log>,
+    binary: PathBuf,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts the binary on this node's directory and waits until it is ready.
+    fn spawn(&mut self) {
         let mut child = Command::new(&self.binary)
             .arg("serve")
             .arg("-c")
-            .arg(&config_path)
-            .args(&self.extra_args)
+            .arg(self.dir.path().join("wedge.toml"))
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -111,37 +180,33 @@ impl NodeBuilder {
             .wait_for(START_TIMEOUT, |l| l.contains("wedge ready"))
             .unwrap_or_else(|| panic!("wedge did not become ready; log:\n{}", log.text()));
         let addr = field(&ready, "addr").expect("ready line names the address");
-        Node {
-            child,
-            addr: addr.parse().expect("address"),
-            log,
-            dir: self.dir,
+        self.addr = addr.parse().expect("address");
+        self.log = log;
+        self.process = Some(child);
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.process.as_mut().expect("the node is running")
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(&mut self) {
+        let child = self.child();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.process = None;
+    }
+
+    /// Starts the node again on the same directory (after [`kill`](Self::kill)
+    /// or an exit); its address may change.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        self.spawn();
     }
-}
 
-/// Pulls `name=value` out of a text log line or `"name":"value"` out of a JSON one.
-pub fn field(line: &str, name: &str) -> Option<String> {
-    if let Some(i) = line.find(&format!("\"{name}\":")) {
-        let rest = line[i + name.len() + 3..].trim_start_matches('"');
-        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
-        return Some(rest[..end].to_string());
-    }
-    let i = line.find(&format!(" {name}="))?;
-    let rest = &line[i + name.len() + 2..];
-    let end = rest.find(' ').unwrap_or(rest.len());
-    Some(rest[..end].trim_matches('"').to_string())
-}
-
-/// A running node; killed when dropped.
-pub struct Node {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Log>,
-    dir: tempfile::TempDir,
-}
-
-impl Node {
     /// The public listener.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -171,7 +236,7 @@ impl Node {
     pub fn terminate(&self) {
         let status = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.process.as_ref().expect("running").id().to_string())
             .status()
             .unwrap();
         assert!(status.success());
@@ -181,7 +246,7 @@ impl Node {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.child().try_wait().unwrap() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -191,14 +256,16 @@ impl Node {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.child().try_wait().unwrap().is_none()
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

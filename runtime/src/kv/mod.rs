@@ -1,0 +1,53 @@
+//! The `wedge` host module: a durable key-value store for handlers.
+//!
+//! - [`store`]: the `Store`/`Backend` traits and limits every backend shares.
+//! - [`sled`]: the embedded backend.
+//! - [`commit`]: group commit for `durability = "sync"`.
+//! - [`host`]: the guest-facing functions, added to the linker in one call.
+//! - [`memory`]: bounds-checked access to guest memory.
+//!
+//! The guest ABI is documented in `docs/abi.md`.
+
+pub mod commit;
+pub mod host;
+pub mod memory;
+pub mod sled;
+pub mod store;
+
+pub use host::{KvCtx, add_to_linker};
+pub use store::{Backend, KvError, Store};
+
+/// Version of the `wedge` module's ABI, returned by `wedge.abi_version`.
+pub const ABI_VERSION: i32 = 1;
+
+/// Status codes the guest sees.
+pub mod status {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// The key does not exist.
+    pub const NOT_FOUND: i32 = 1;
+    /// The store is not declared in `kv`.
+    pub const ACCESS_DENIED: i32 = 2;
+    /// `add` would leave its bounds.
+    pub const OUT_OF_RANGE: i32 = 3;
+    /// A key or value over the limits.
+    pub const TOO_LARGE: i32 = 4;
+    /// A bad argument: pointer out of bounds, unknown handle, empty key...
+    pub const INVALID: i32 = 5;
+    /// The storage failed.
+    pub const IO: i32 = 6;
+}
+
+impl KvError {
+    /// The status code for the guest.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::NotFound => status::NOT_FOUND,
+            Self::AccessDenied => status::ACCESS_DENIED,
+            Self::OutOfRange(_) => status::OUT_OF_RANGE,
+            Self::TooLarge => status::TOO_LARGE,
+            Self::Invalid(_) => status::INVALID,
+            Self::Io(_) => status::IO,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The storage traits behind the `wedge` host module. The embedded sled backend
+//! is one implementation; another (Redis, say) plugs in without touching the
+//! host module or the guests.
+
+use std::sync::Arc;
+
+/// Largest key, in bytes.
+pub const MAX_KEY: usize = 1024;
+/// Largest value, in bytes.
+pub const MAX_VALUE: usize = 1 << 20;
+/// Most keys one `list` page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// Why a key-value operation failed, as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The key does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The function did not declare this store in `kv`.
+    #[error("access denied")]
+    AccessDenied,
+    /// `add` would leave `[min, max]`, or overflow; holds the current value.
+    #[error("out of range (current value {0})")]
+    OutOfRange(i64),
+    /// A key or value larger than the limits.
+    #[error("too large")]
+    TooLarge,
+    /// A malformed argument: empty key, bad store name, a counter that is not a number.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// The storage itself failed; details are logged by the host.
+    #[error("storage error: {0}")]
+    Io(String),
+}
+
+/// One page of keys from [`Store::list`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Keys in ascending byte order.
+    pub keys: Vec<Vec<u8>>,
+    /// Whether more keys with the prefix follow the last one.
+    pub more: bool,
+}
+
+/// A named key-value store. Calls apply the change in memory and return at once;
+/// the caller then waits on [`Backend::durable`] before telling the guest.
+pub trait Store: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    /// Sets `key` to `value`.
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
+    /// Removes `key`; whether it existed.
+    fn delete(&self, key: &[u8]) -> Result<bool, KvError>;
+    /// Whether `key` exists.
+    fn exists(&self, key: &[u8]) -> Result<bool, KvError>;
+    /// Up to `limit` keys starting with `prefix`, after `after` when given.
+    fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Page, KvError>;
+    /// Atomically adds `delta` to the counter at `key` (absent counts as 0) and
+    /// returns the new value; fails with [`KvError::OutOfRange`], changing
+    /// nothing, if the result would leave `[min, max]`. Counters are ASCII decimal.
+    fn add(&self, key: &[u8], delta: i64, min: i64, max: i64) -> Result<i64, KvError>;
+    /// Sets `key` to `new` if its value is `expected` (`None`: if it is absent);
+    /// whether it did.
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError>;
+}
+
+/// Where stores live, and how durable a write is.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Opens (creating if needed) the store called `name`.
+    fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError>;
+    /// Resolves once every write made before the call is as durable as the
+    /// backend's setting promises (`sync`: on disk).
+    async fn durable(&self) -> Result<(), KvError>;
+    /// Writes everything to disk now; used at shutdown.
+    fn flush(&self) -> Result<(), KvError>;
+}
+
+/// Store names follow the same rule as function names: they are directory-like
+/// labels usable in a metric.
+pub fn valid_store_name(name: &str) -> bool {
+    crate::registry::valid_name(name)
+}
+
+/// Parses a counter: ASCII decimal, optionally signed, as operators would write it.
+pub fn parse_counter(bytes: &[u8]) -> Result<i64, KvError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .ok_or(KvError::Invalid("the value is not a decimal counter"))
+}
+
+/// Checks a key against the limits.
+pub fn check_key(key: &[u8]) -> Result<(), KvError> {
+    match key.len() {
+        0 => Err(KvError::Invalid("empty key")),
+        n if n > MAX_KEY => Err(KvError::TooLarge),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a value against the limits.
+pub fn check_value(value: &[u8]) -> Result<(), KvError> {
+    if value.len() > MAX_VALUE {
+        Err(KvError::TooLarge)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_decimal_text() {
+        assert_eq!(parse_counter(b"42"), Ok(42));
+        assert_eq!(parse_counter(b"-7"), Ok(-7));
+        assert_eq!(parse_counter(b" 10\n"), Ok(10));
+        assert!(parse_counter(b"ten").is_err());
+        assert!(parse_counter(b"99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn keys_and_values_are_bounded() {
+        assert!(check_key(b"").is_err());
+        assert_eq!(check_key(&[b'k'; MAX_KEY + 1]), Err(KvError::TooLarge));
+        assert!(check_key(b"sku-1").is_ok());
+        assert_eq!(check_value(&vec![0; MAX_VALUE + 1]), Err(KvError::TooLarge));
+    }
+}
