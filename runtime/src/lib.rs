@@ -109,5 +109,11 @@ pub async fn serve(
         shutdown,
     )
     .await;
+    // In-flight requests are done: make every write durable before exiting,
+    // whatever the durability setting.
+    tokio::task::spawn_blocking(move || kv.flush())
+        .await?
+        .context("cannot flush the key-value store")?;
+    tracing::info!(target: "wedge::kv", "key-value store flushed");
     Ok(())
 }

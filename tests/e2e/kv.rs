@@ -310,3 +310,27 @@ pub async fn undeclared_store_is_denied() {
     let text = n.get("/nosy?store=inventory").await.text();
     assert_eq!(text, "open inventory: AccessDenied\n");
 }
+
+/// SIGTERM flushes the store: with `periodic` durability and an interval far
+/// longer than the test, a write still survives a graceful restart.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn sigterm_flushes_the_store() {
+    let mut n = node()
+        .example("inventory")
+        .store("durability = \"periodic\"")
+        .store("flush_interval = \"1h\"")
+        .start();
+    assert_eq!(put(&n, "/inventory/kept", "41").await.status, 200);
+    n.terminate();
+    let status = n.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success(), "{status:?}");
+    n.wait_for_log(Duration::from_secs(1), |l| {
+        l.contains("key-value store flushed")
+    })
+    .expect("flush logged");
+    n.restart();
+    assert_eq!(
+        n.get("/inventory/kept").await.text(),
+        r#"{"sku":"kept","stock":41}"#
+    );
+}

@@ -1,6 +1,13 @@
 //! The guest-facing functions of the `wedge` module, and the per-request state
 //! they work on. Every function returns a status code (see [`super::status`]);
 //! results go to out-pointers the guest passes.
+//!
+//! Store calls run inline on the async worker. A backend's reads and writes act
+//! on memory (sled's page cache and log buffers); what waits on the disk is the
+//! flush, which runs on the group-commit thread while the guest's task waits
+//! asynchronously in `Backend::durable`. Moving every call to another thread
+//! (`block_in_place`) measured 3x slower for reservations: 10.3k against 31.7k
+//! req/s.
 
 use std::sync::Arc;
 
@@ -60,11 +67,6 @@ impl KvCtx {
     }
 }
 
-/// Runs a storage call off the async worker: sled may touch the disk.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    tokio::task::block_in_place(f)
-}
-
 fn code(result: Result<(), KvError>) -> i32 {
     match result {
         Ok(()) => OK,
@@ -112,7 +114,7 @@ pub fn add_to_linker<T: Send + 'static>(
                 memory::check(mem, &caller, len_out, 4)?;
                 memory::check(mem, &caller, buf, cap as u32 as usize)?;
                 let store = ctx(caller.data_mut()).store(h)?;
-                let value = blocking(|| store.get(&key))?.ok_or(KvError::NotFound)?;
+                let value = store.get(&key)?.ok_or(KvError::NotFound)?;
                 let len = u32::try_from(value.len()).map_err(|_| KvError::TooLarge)?;
                 // Always report the length; copy only when it fits, so a guest can
                 // retry with a larger buffer.
@@ -133,7 +135,7 @@ pub fn add_to_linker<T: Send + 'static>(
                 let mem = memory(&mut caller)?;
                 let key = memory::read(mem, &caller, key_ptr, key_len)?;
                 let store = ctx(caller.data_mut()).store(h)?;
-                if blocking(|| store.exists(&key))? {
+                if store.exists(&key)? {
                     Ok(())
                 } else {
                     Err(KvError::NotFound)
@@ -166,7 +168,7 @@ pub fn add_to_linker<T: Send + 'static>(
                 memory::check(mem, &caller, buf, cap as u32 as usize)?;
                 let store = ctx(caller.data_mut()).store(h)?;
                 let after = (!after.is_empty()).then_some(after.as_slice());
-                let page = blocking(|| store.list(&prefix, after, MAX_PAGE))?;
+                let page = store.list(&prefix, after, MAX_PAGE)?;
                 // Each key is a little-endian u32 length and its bytes; as many as fit.
                 let cap = cap as u32 as usize;
                 let mut encoded = Vec::new();
@@ -205,7 +207,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     let value = memory::read(mem, &caller, val_ptr, val_len)?;
                     let kv = ctx(caller.data_mut());
                     let store = kv.store(h)?;
-                    blocking(|| store.set(&key, &value))?;
+                    store.set(&key, &value)?;
                     Ok(kv.backend.clone())
                 })();
                 code(durable(applied).await)
@@ -223,7 +225,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     let key = memory::read(mem, &caller, key_ptr, key_len)?;
                     let kv = ctx(caller.data_mut());
                     let store = kv.store(h)?;
-                    if !blocking(|| store.delete(&key))? {
+                    if !store.delete(&key)? {
                         return Err(KvError::NotFound);
                     }
                     Ok(kv.backend.clone())
@@ -253,7 +255,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     memory::check(mem, &caller, value_out, 8)?;
                     let kv = ctx(caller.data_mut());
                     let store = kv.store(h)?;
-                    let result = blocking(|| store.add(&key, delta, min, max));
+                    let result = store.add(&key, delta, min, max);
                     // The guest learns the value either way: the new one, or the
                     // current one when the add was refused.
                     let shown = match &result {
@@ -297,8 +299,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     memory::check(mem, &caller, swapped_out, 4)?;
                     let kv = ctx(caller.data_mut());
                     let store = kv.store(h)?;
-                    let swapped =
-                        blocking(|| store.compare_and_swap(&key, expected.as_deref(), &new))?;
+                    let swapped = store.compare_and_swap(&key, expected.as_deref(), &new)?;
                     memory::write(
                         mem,
                         &mut caller,
