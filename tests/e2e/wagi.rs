@@ -294,3 +294,26 @@ pub async fn longest_prefix_wins() {
     assert_eq!(f(n.get("/api").await.text()).as_deref(), Some("outer"));
     assert_eq!(n.get("/other").await.status, 404);
 }
+
+/// A route limited to a host serves only that host (port ignored, case-blind);
+/// other hosts fall through to the route without one.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn host_routes() {
+    let n = node()
+        .function("api", guests::ENV_DUMP)
+        .function_toml("api", "route = \"/\"\nhost = \"api.example\"")
+        .function("www", guests::ENV_DUMP)
+        .function_toml("www", "route = \"/\"")
+        .start();
+    let f = |t: String| env_value(&t, "WEDGE_FUNCTION");
+    for (host, function) in [
+        ("api.example:8080", "api"),
+        ("API.Example", "api"),
+        ("other.example", "www"),
+    ] {
+        let reply = n
+            .send(Method::GET, "/x", &[("host", host)], Bytes::new())
+            .await;
+        assert_eq!(f(reply.text()).as_deref(), Some(function), "{host}");
+    }
+}
