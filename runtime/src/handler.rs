@@ -19,6 +19,7 @@ use crate::instance::{self, Invocation, RunError, Timing};
 use crate::kv::{Backend, KvCtx};
 use crate::registry::{Function, Version};
 use crate::request_id::request_id;
+use crate::rollout;
 use crate::router::Snapshot;
 use crate::stdio::GuestLog;
 use crate::wagi::{self, RequestInfo};
@@ -148,6 +149,9 @@ impl App {
             headers.insert("x-wedge-version", v);
         }
         let version = served.version.as_deref();
+        if let Some(v) = version {
+            v.stats.record(response.status().is_server_error());
+        }
         tracing::info!(
             target: "wedge::access",
             method = %parts.method,
@@ -186,7 +190,9 @@ impl App {
             .route(host, parts.uri.path())
             .ok_or(HostError::NoRoute)?;
         served.function = Some(function.name.clone());
-        let version = function.stable.clone().ok_or(HostError::NoVersion)?;
+        let version = rollout::choose(function, &parts.headers)
+            .cloned()
+            .ok_or(HostError::NoVersion)?;
         served.version = Some(version.clone());
 
         let deadline = started + function.settings.timeout;

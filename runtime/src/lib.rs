@@ -8,6 +8,7 @@
 //! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
 //! - [`handler`]: the request path: admission, routing, body, guest run, access log.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
+//! - [`rollout`]: version choice per request and per-version error windows.
 //! - [`registry`]: the functions directory turned into compiled, routable functions.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
@@ -29,6 +30,7 @@ pub mod kv;
 pub mod log;
 pub mod registry;
 pub mod request_id;
+pub mod rollout;
 pub mod router;
 pub mod server;
 pub mod stdio;
@@ -45,6 +47,7 @@ use crate::engine::WasmEngine;
 use crate::handler::{App, Limits};
 use crate::kv::Backend;
 use crate::kv::sled::SledBackend;
+use crate::registry::Registry;
 use crate::server::ConnSettings;
 
 /// Loads every function, then serves `listener` until `shutdown` resolves and the
@@ -62,20 +65,20 @@ pub async fn serve(
         )
     })?;
     let started = std::time::Instant::now();
-    let (snapshot, failures) = {
-        let engine = engine.clone();
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || registry::load_all(&engine, &config)).await?
+    let registry = Arc::new(Registry::new(engine.clone(), config.clone()));
+    let (snapshot, stats) = {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || registry.load_all()).await?
     };
-    for failure in &failures {
-        tracing::error!(
-            target: "wedge::registry",
-            function = %failure.function,
-            path = %failure.path.display(),
-            "cannot load: {}",
-            failure.message
-        );
-    }
+    tracing::info!(
+        target: "wedge::registry",
+        functions = snapshot.functions().count(),
+        compiled = stats.compiled,
+        cached = stats.cached,
+        failures = registry.failures().len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "functions loaded"
+    );
     let kv_dir = config.store.dir.join("kv");
     let kv: Arc<dyn Backend> = {
         let store = config.store.clone();

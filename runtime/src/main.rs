@@ -97,7 +97,7 @@ fn check(module: &Path) -> anyhow::Result<()> {
         std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
     let sha256 = loader::sha256_hex(&bytes);
     let engine = WasmEngine::new(1)?;
-    let compiled = loader::compile(&engine, &bytes)
+    let (compiled, _) = loader::compile(&engine, None, &bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());

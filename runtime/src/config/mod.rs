@@ -372,6 +372,9 @@ pub struct Deployment {
     /// Share of traffic for the canary, 0 to 100.
     #[serde(default)]
     pub canary_percent: u8,
+    /// The stable version before the last promote, for a rollback without a canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_stable: Option<String>,
 }
 
 impl Deployment {

@@ -8,6 +8,7 @@ use wasmparser::{Parser, Payload, TypeRef};
 use wasmtime::{InstancePre, Module, ModuleExport};
 
 use crate::engine::{Host, WasmEngine};
+use crate::registry::cache::ModuleCache;
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
@@ -118,11 +119,21 @@ pub struct Compiled {
     pub imports: Vec<Import>,
 }
 
-/// Checks imports, compiles and links. CPU-heavy: call it off the request path.
-pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError> {
+/// Checks imports, compiles (or takes the compiled code from `cache`) and links.
+/// CPU-heavy: call it off the request path. Says whether the cache had it.
+pub fn compile(
+    engine: &WasmEngine,
+    cache: Option<&ModuleCache>,
+    bytes: &[u8],
+) -> Result<(Compiled, bool), LoadError> {
     let imports = check_imports(bytes)?;
-    let module =
-        Module::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
+    let (module, cached) = match cache {
+        Some(cache) => cache
+            .module(engine, bytes, &sha256_hex(bytes))
+            .map_err(invalid)?,
+        None => (Module::new(engine.engine(), bytes).map_err(invalid)?, false),
+    };
     let start = module
         .get_export_index("_start")
         .ok_or(LoadError::NoStart)?;
@@ -130,9 +141,12 @@ pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError>
         .linker()
         .instantiate_pre(&module)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    Ok(Compiled {
-        pre: Arc::new(pre),
-        start,
-        imports,
-    })
+    Ok((
+        Compiled {
+            pre: Arc::new(pre),
+            start,
+            imports,
+        },
+        cached,
+    ))
 }

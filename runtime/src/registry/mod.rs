@@ -1,71 +1,33 @@
-//! The functions directory: each `functions/<name>/` becomes a [`Function`] with the
-//! versions its deployment serves, compiled off the request path.
+//! The functions directory: each `functions/<name>/` becomes a [`Function`] with
+//! its versions compiled off the request path, and the whole becomes a routing
+//! [`Snapshot`]. The registry is the only writer of snapshots.
+//!
+//! A change that fails (bad TOML, bad wasm, a forbidden import, a route clash, a
+//! deployment naming a version that does not load) changes nothing that serves:
+//! the function keeps its last good state and the error is recorded for the
+//! admin API and the log.
 
+pub mod cache;
+mod function;
 pub mod loader;
 mod natural;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{
     Config, ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
 use crate::engine::WasmEngine;
 use crate::router::{Snapshot, normalize_route};
+use cache::ModuleCache;
 
+pub use function::{Function, Settings, Version};
 pub use loader::{Compiled, Import, LoadError};
 pub use natural::natural_cmp;
 
-/// A function as it serves: its route, limits and the versions its deployment names.
-pub struct Function {
-    /// Directory name under `functions/`.
-    pub name: Arc<str>,
-    /// Normalized path prefix.
-    pub route: String,
-    /// Host the route is limited to, if any.
-    pub host: Option<String>,
-    /// Limits and environment for every instance.
-    pub settings: Settings,
-    /// Which versions take traffic.
-    pub deployment: Deployment,
-    /// The stable version, when it compiled.
-    pub stable: Option<Arc<Version>>,
-    /// Every `.wasm` label in the directory, in natural order.
-    pub labels: Vec<String>,
-    /// Why the stable version is not serving, when it is not.
-    pub load_error: Option<String>,
-}
-
-/// What every instance of a function runs under.
-pub struct Settings {
-    /// Wall-clock limit per request.
-    pub timeout: Duration,
-    /// Linear memory cap per instance, bytes.
-    pub memory: usize,
-    /// Cap on stdout, bytes.
-    pub max_response: usize,
-    /// Stores the function may open.
-    pub kv: Arc<[String]>,
-    /// Static environment, in file order.
-    pub env: Vec<(String, String)>,
-}
-
-/// One compiled `<label>.wasm`.
-pub struct Version {
-    /// The file stem.
-    pub label: Arc<str>,
-    /// sha256 of the bytes.
-    pub sha256: String,
-    /// The first 12 hex digits of the hash, for logs.
-    pub short_sha: Arc<str>,
-    /// Size of the file in bytes.
-    pub size: u64,
-    /// The module, ready to instantiate.
-    pub compiled: Compiled,
-}
-
-/// A function directory that could not be turned into a [`Function`] at all.
+/// Why a function, or one of its versions, is not in the state it was asked to be.
 #[derive(Debug, Clone)]
 pub struct LoadFailure {
     /// The function's name.
@@ -76,57 +38,311 @@ pub struct LoadFailure {
     pub message: String,
 }
 
-/// Loads everything under the functions directory. Blocking and CPU-heavy: run it
-/// on a blocking thread.
-pub fn load_all(engine: &WasmEngine, config: &Config) -> (Snapshot, Vec<LoadFailure>) {
-    let dir = &config.functions.dir;
-    let mut failures = Vec::new();
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| valid_name(n))
-            .collect(),
-        Err(e) => {
-            failures.push(LoadFailure {
-                function: String::new(),
-                path: dir.clone(),
-                message: format!("cannot read the functions directory: {e}"),
-            });
-            Vec::new()
-        }
-    };
-    names.sort();
-    let mut functions = Vec::with_capacity(names.len());
-    for name in names {
-        match load_function(engine, config, &dir.join(&name), &name) {
-            Ok(f) => {
-                if let Some(err) = &f.load_error {
-                    failures.push(LoadFailure {
-                        function: name.clone(),
-                        path: dir
-                            .join(&name)
-                            .join(format!("{}.wasm", f.deployment.stable)),
-                        message: err.clone(),
-                    });
-                }
-                functions.push(Arc::new(f));
-            }
-            Err(e) => failures.push(LoadFailure {
-                function: name,
-                path: e.path,
-                message: e.message,
-            }),
+/// How much work a load took: modules compiled, and modules taken from the cache.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoadStats {
+    /// Compiled from wasm.
+    pub compiled: usize,
+    /// Loaded from the compiled-module cache.
+    pub cached: usize,
+    /// Reused from the previous snapshot: same label, same bytes.
+    pub reused: usize,
+}
+
+/// Turns the functions directory into snapshots.
+pub struct Registry {
+    engine: Arc<WasmEngine>,
+    cache: ModuleCache,
+    config: Config,
+    /// The latest failure per function, cleared when the function loads cleanly.
+    failures: Mutex<BTreeMap<String, LoadFailure>>,
+}
+
+/// One function's outcome in a reload.
+enum Outcome {
+    Loaded(Box<Function>, Vec<LoadFailure>),
+    Removed,
+    Failed(LoadFailure),
+}
+
+impl Registry {
+    /// A registry over `config.functions.dir`, caching compiled code in `config.store.dir`.
+    pub fn new(engine: Arc<WasmEngine>, config: Config) -> Self {
+        let cache = ModuleCache::new(&config.store.dir, &engine);
+        Self {
+            engine,
+            cache,
+            config,
+            failures: Mutex::default(),
         }
     }
-    let (snapshot, clashes) = Snapshot::build(functions);
-    failures.extend(clashes.into_iter().map(|c| LoadFailure {
-        function: c.second.clone(),
-        path: dir.join(&c.second).join("function.toml"),
-        message: c.to_string(),
-    }));
-    (snapshot, failures)
+
+    /// The directory functions live in.
+    pub fn dir(&self) -> &Path {
+        &self.config.functions.dir
+    }
+
+    /// The latest load failure of each function that has one.
+    pub fn failures(&self) -> BTreeMap<String, LoadFailure> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Loads everything. Blocking and CPU-heavy: run it on a blocking thread.
+    pub fn load_all(&self) -> (Snapshot, LoadStats) {
+        let names = match function_names(self.dir()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.record(LoadFailure {
+                    function: String::new(),
+                    path: self.dir().to_path_buf(),
+                    message: format!("cannot read the functions directory: {e}"),
+                });
+                Vec::new()
+            }
+        };
+        let mut stats = LoadStats::default();
+        let mut functions = Vec::new();
+        for name in names {
+            match self.load_function(&name, None, &mut stats) {
+                Outcome::Loaded(f, failures) => {
+                    self.settle(&name, failures);
+                    functions.push(Arc::from(f));
+                }
+                Outcome::Failed(failure) => self.record(failure),
+                Outcome::Removed => {}
+            }
+        }
+        let (snapshot, clashes) = Snapshot::build(functions);
+        for c in clashes {
+            self.record(LoadFailure {
+                function: c.second.clone(),
+                path: self.dir().join(&c.second).join("function.toml"),
+                message: c.to_string(),
+            });
+        }
+        (snapshot, stats)
+    }
+
+    /// Reloads the functions in `names` on top of `current`, keeping every other
+    /// function as it is. Returns the new snapshot and the names that changed.
+    pub fn reload(
+        &self,
+        current: &Snapshot,
+        names: &[String],
+    ) -> (Snapshot, Vec<String>, LoadStats) {
+        let mut stats = LoadStats::default();
+        let mut functions: BTreeMap<Arc<str>, Arc<Function>> = current
+            .functions()
+            .map(|f| (f.name.clone(), f.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        for name in names {
+            let old = functions.get(name.as_str()).cloned();
+            match self.load_function(name, old.as_deref(), &mut stats) {
+                Outcome::Removed => {
+                    if functions.remove(name.as_str()).is_some() {
+                        changed.push(name.clone());
+                    }
+                    self.settle(name, Vec::new());
+                }
+                Outcome::Failed(failure) => self.record(failure),
+                Outcome::Loaded(f, failures) => {
+                    if let Some(other) = functions
+                        .values()
+                        .find(|o| *o.name != *name && o.route == f.route && o.host == f.host)
+                    {
+                        self.record(LoadFailure {
+                            function: name.clone(),
+                            path: self.dir().join(name).join("function.toml"),
+                            message: format!(
+                                "route `{}` is already taken by `{}`; keeping the last good state",
+                                f.route, other.name
+                            ),
+                        });
+                        continue;
+                    }
+                    self.settle(name, failures);
+                    functions.insert(f.name.clone(), Arc::from(f));
+                    changed.push(name.clone());
+                }
+            }
+        }
+        let (snapshot, _) = Snapshot::build(functions.into_values().collect());
+        (snapshot, changed, stats)
+    }
+
+    fn record(&self, failure: LoadFailure) {
+        tracing::error!(
+            target: "wedge::registry",
+            function = %failure.function,
+            path = %failure.path.display(),
+            "cannot load: {}",
+            failure.message
+        );
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(failure.function.clone(), failure);
+    }
+
+    /// After a successful load: remembers failures of versions that are not
+    /// serving, or clears the function's failure.
+    fn settle(&self, name: &str, failures: Vec<LoadFailure>) {
+        match failures.into_iter().last() {
+            Some(f) => self.record(f),
+            None => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+            }
+        }
+    }
+
+    fn load_function(&self, name: &str, old: Option<&Function>, stats: &mut LoadStats) -> Outcome {
+        let dir = self.dir().join(name);
+        if !dir.is_dir() {
+            return Outcome::Removed;
+        }
+        let failed = |e: ConfigError| {
+            Outcome::Failed(LoadFailure {
+                function: name.to_string(),
+                path: e.path,
+                message: e.message,
+            })
+        };
+        let fconfig = match read_optional(&dir.join("function.toml"), FunctionConfig::parse) {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => return failed(e),
+        };
+        let labels = match version_labels(&dir) {
+            Ok(l) if l.is_empty() && old.is_none() => {
+                return failed(ConfigError::new(&dir, "no <version>.wasm file"));
+            }
+            Ok(l) if l.is_empty() => return Outcome::Removed,
+            Ok(l) => l,
+            Err(e) => return failed(e),
+        };
+        let pinned_deployment = match read_optional(&dir.join("deployment.toml"), Deployment::parse)
+        {
+            Ok(d) => d,
+            Err(e) => return failed(e),
+        };
+        let pinned = pinned_deployment.is_some();
+        let deployment = pinned_deployment.unwrap_or_else(|| Deployment {
+            stable: labels.last().cloned().unwrap_or_default(),
+            canary: None,
+            canary_percent: 0,
+            previous_stable: None,
+        });
+        for label in std::iter::once(&deployment.stable).chain(&deployment.canary) {
+            if !labels.contains(label) {
+                return failed(ConfigError::new(
+                    &dir.join("deployment.toml"),
+                    format!("deployment names `{label}` but there is no {label}.wasm"),
+                ));
+            }
+        }
+
+        let mut versions = BTreeMap::new();
+        let mut failures = Vec::new();
+        for label in &labels {
+            let path = dir.join(format!("{label}.wasm"));
+            match self.load_version(&path, label, old, stats) {
+                Ok(v) => {
+                    versions.insert(label.clone(), v);
+                }
+                Err(message) => failures.push(LoadFailure {
+                    function: name.to_string(),
+                    path,
+                    message,
+                }),
+            }
+        }
+        // A deployment whose versions do not load keeps the last good state.
+        let serving = std::iter::once(&deployment.stable).chain(&deployment.canary);
+        if old.is_some()
+            && let Some(broken) = serving.clone().find(|l| !versions.contains_key(*l))
+            && let Some(failure) = failures
+                .iter()
+                .find(|f| f.path.ends_with(format!("{broken}.wasm")))
+        {
+            return Outcome::Failed(LoadFailure {
+                message: format!("{}; keeping the last good state", failure.message),
+                ..failure.clone()
+            });
+        }
+
+        let settings = Settings {
+            timeout: fconfig
+                .timeout
+                .unwrap_or(self.config.server.request_timeout)
+                .0,
+            memory: fconfig.memory.unwrap_or(DEFAULT_MEMORY).as_usize(),
+            max_response: fconfig
+                .max_response
+                .unwrap_or(DEFAULT_MAX_RESPONSE)
+                .as_usize(),
+            kv: fconfig
+                .kv
+                .clone()
+                .unwrap_or_else(|| vec![name.to_string()])
+                .into(),
+            env: fconfig.env.clone().into_iter().collect(),
+        };
+        Outcome::Loaded(
+            Box::new(Function {
+                name: name.into(),
+                route: normalize_route(fconfig.route.as_deref().unwrap_or(&format!("/{name}"))),
+                host: fconfig.host.clone(),
+                settings,
+                rollout: fconfig.rollout,
+                deployment,
+                pinned,
+                versions,
+                labels,
+            }),
+            failures,
+        )
+    }
+
+    /// Loads `<label>.wasm`, reusing the previous snapshot's version when the
+    /// bytes are the same, and the compiled-module cache otherwise.
+    fn load_version(
+        &self,
+        path: &Path,
+        label: &str,
+        old: Option<&Function>,
+        stats: &mut LoadStats,
+    ) -> Result<Arc<Version>, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let sha256 = loader::sha256_hex(&bytes);
+        if let Some(v) = old
+            .and_then(|f| f.versions.get(label))
+            .filter(|v| v.sha256 == sha256)
+        {
+            stats.reused += 1;
+            return Ok(v.clone());
+        }
+        let (compiled, cached) =
+            loader::compile(&self.engine, Some(&self.cache), &bytes).map_err(|e| e.to_string())?;
+        if cached {
+            stats.cached += 1;
+        } else {
+            stats.compiled += 1;
+        }
+        Ok(Arc::new(Version {
+            label: label.into(),
+            short_sha: sha256[..12].into(),
+            sha256,
+            size: bytes.len() as u64,
+            compiled,
+            stats: Default::default(),
+        }))
+    }
 }
 
 /// Function names are directory names usable in a URL and a metric label.
@@ -139,64 +355,15 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn load_function(
-    engine: &WasmEngine,
-    config: &Config,
-    dir: &Path,
-    name: &str,
-) -> Result<Function, ConfigError> {
-    let fconfig =
-        read_optional(&dir.join("function.toml"), FunctionConfig::parse)?.unwrap_or_default();
-    let labels = version_labels(dir)?;
-    let deployment = match read_optional(&dir.join("deployment.toml"), Deployment::parse)? {
-        Some(d) => d,
-        None => Deployment {
-            stable: labels
-                .last()
-                .cloned()
-                .ok_or_else(|| ConfigError::new(dir, "no <version>.wasm file"))?,
-            canary: None,
-            canary_percent: 0,
-        },
-    };
-    let settings = Settings {
-        timeout: fconfig.timeout.unwrap_or(config.server.request_timeout).0,
-        memory: fconfig.memory.unwrap_or(DEFAULT_MEMORY).as_usize(),
-        max_response: fconfig
-            .max_response
-            .unwrap_or(DEFAULT_MAX_RESPONSE)
-            .as_usize(),
-        kv: fconfig
-            .kv
-            .clone()
-            .unwrap_or_else(|| vec![name.to_string()])
-            .into(),
-        env: fconfig.env.clone().into_iter().collect(),
-    };
-    let (stable, load_error) = if labels.contains(&deployment.stable) {
-        match load_version(engine, dir, &deployment.stable) {
-            Ok(v) => (Some(Arc::new(v)), None),
-            Err(e) => (None, Some(e)),
-        }
-    } else {
-        (
-            None,
-            Some(format!(
-                "deployment names stable `{}` but there is no {}.wasm",
-                deployment.stable, deployment.stable
-            )),
-        )
-    };
-    Ok(Function {
-        name: name.into(),
-        route: normalize_route(fconfig.route.as_deref().unwrap_or(&format!("/{name}"))),
-        host: fconfig.host.clone(),
-        settings,
-        deployment,
-        stable,
-        labels,
-        load_error,
-    })
+fn function_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| valid_name(n))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 fn read_optional<T>(
@@ -223,17 +390,22 @@ fn version_labels(dir: &Path) -> Result<Vec<String>, ConfigError> {
     Ok(labels)
 }
 
-/// Reads, hashes and compiles `<label>.wasm`.
-pub fn load_version(engine: &WasmEngine, dir: &Path, label: &str) -> Result<Version, String> {
-    let path = dir.join(format!("{label}.wasm"));
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let sha256 = loader::sha256_hex(&bytes);
-    let compiled = loader::compile(engine, &bytes).map_err(|e| e.to_string())?;
-    Ok(Version {
-        label: label.into(),
-        short_sha: sha256[..12].into(),
-        sha256,
-        size: bytes.len() as u64,
-        compiled,
-    })
+/// Writes `deployment.toml` for the function in `dir` through a temporary file
+/// and a rename, so readers never see half a file.
+pub fn write_deployment(dir: &Path, deployment: &Deployment) -> std::io::Result<()> {
+    let text = toml::to_string(deployment).map_err(std::io::Error::other)?;
+    write_atomically(&dir.join("deployment.toml"), text.as_bytes())
+}
+
+/// Writes `path` through a temporary file in the same directory and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }

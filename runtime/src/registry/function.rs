@@ -1,0 +1,77 @@
+//! A function as it serves: its route, limits, deployment and compiled versions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Deployment, RolloutConfig};
+use crate::registry::Compiled;
+use crate::rollout::VersionStats;
+
+/// One `functions/<name>/` directory, loaded. Immutable: a change builds a new one.
+pub struct Function {
+    /// Directory name under `functions/`.
+    pub name: Arc<str>,
+    /// Normalized path prefix.
+    pub route: String,
+    /// Host the route is limited to, if any.
+    pub host: Option<String>,
+    /// Limits and environment for every instance.
+    pub settings: Settings,
+    /// Gray-release behaviour from `[rollout]`.
+    pub rollout: RolloutConfig,
+    /// Which versions take traffic: `deployment.toml`, or the highest label.
+    pub deployment: Deployment,
+    /// Whether `deployment.toml` exists (an upload must then not move traffic).
+    pub pinned: bool,
+    /// Versions that compiled, by label.
+    pub versions: BTreeMap<String, Arc<Version>>,
+    /// Every `<label>.wasm` in the directory, lowest first in natural order.
+    pub labels: Vec<String>,
+}
+
+impl Function {
+    /// The stable version, when it compiled.
+    pub fn stable(&self) -> Option<&Arc<Version>> {
+        self.versions.get(&self.deployment.stable)
+    }
+
+    /// The canary version, when there is one and it compiled.
+    pub fn canary(&self) -> Option<&Arc<Version>> {
+        self.deployment
+            .canary
+            .as_ref()
+            .and_then(|label| self.versions.get(label))
+    }
+}
+
+/// What every instance of a function runs under.
+pub struct Settings {
+    /// Wall-clock limit per request.
+    pub timeout: Duration,
+    /// Linear memory cap per instance, bytes.
+    pub memory: usize,
+    /// Cap on stdout, bytes.
+    pub max_response: usize,
+    /// Stores the function may open.
+    pub kv: Arc<[String]>,
+    /// Static environment, in file order.
+    pub env: Vec<(String, String)>,
+}
+
+/// One compiled `<label>.wasm`. Shared between snapshots while its bytes are
+/// unchanged, so its statistics survive reloads.
+pub struct Version {
+    /// The file stem.
+    pub label: Arc<str>,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// The first 12 hex digits of the hash, for logs.
+    pub short_sha: Arc<str>,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The module, ready to instantiate.
+    pub compiled: Compiled,
+    /// Requests and errors, in total and over the rollout window.
+    pub stats: VersionStats,
+}
