@@ -9,7 +9,9 @@
 //! - [`handler`]: the request path: admission, routing, body, guest run, access log.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
 //! - [`rollout`]: version choice per request and per-version error windows.
-//! - [`registry`]: the functions directory turned into compiled, routable functions.
+//! - [`registry`]: the functions directory turned into compiled, routable functions;
+//!   its watcher reloads what changes.
+//! - [`control`]: reload and swap, one at a time, for the watcher and the admin API.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
@@ -22,6 +24,7 @@
 //! `wagi` → response; `registry` is the only writer of the snapshot.
 
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod handler;
@@ -43,6 +46,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::engine::WasmEngine;
 use crate::handler::{App, Limits};
 use crate::kv::Backend;
@@ -65,6 +69,9 @@ pub async fn serve(
         )
     })?;
     let started = std::time::Instant::now();
+    // Watch before loading, so nothing written during the load is missed.
+    let watcher = registry::watcher::watch(config.functions.dir.clone())
+        .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
     let registry = Arc::new(Registry::new(engine.clone(), config.clone()));
     let (snapshot, stats) = {
         let registry = registry.clone();
@@ -97,6 +104,8 @@ pub async fn serve(
         Limits::from_config(&config.server),
         &config.server.region,
     ));
+    let control = Arc::new(Control::new(registry, app.clone()));
+    watcher.start_reloading(control.clone());
     tracing::info!(
         target: "wedge::server",
         addr = %listener.local_addr()?,

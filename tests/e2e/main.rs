@@ -6,6 +6,7 @@ mod kv;
 mod limits;
 mod loading;
 mod shutdown;
+mod swap;
 mod wagi;
 
 use wedge_test_harness::NodeBuilder;
@@ -22,6 +23,7 @@ mod tested {
     pub use crate::kv::{kv_abuse, kv_probe};
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
+    pub use crate::swap::{swaps_under_load as swap_a, swaps_under_load as swap_b};
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};
 }
 

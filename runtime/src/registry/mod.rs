@@ -11,6 +11,7 @@ pub mod cache;
 mod function;
 pub mod loader;
 mod natural;
+pub mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
