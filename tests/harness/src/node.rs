@@ -229,7 +229,18 @@ impl Node {
 
     /// Waits for a log line matching `pred`.
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        self.log.wait_for(timeout, pred)
+        self.log.wait_for_from(0, timeout, pred)
+    }
+
+    /// Waits for a matching log line among those after the first `seen` (from
+    /// [`log_lines`](Self::log_lines)`().len()`).
+    pub fn wait_for_log_after(
+        &self,
+        seen: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        self.log.wait_for_from(seen, timeout, pred)
     }
 
     /// Sends SIGTERM.
@@ -290,9 +301,18 @@ impl Log {
     }
 
     fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_for_from(0, timeout, pred)
+    }
+
+    fn wait_for_from(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let mut lines = self.lines.lock().unwrap();
-        let mut seen = 0;
+        let mut seen = from.min(lines.len());
         loop {
             if let Some(l) = lines[seen..].iter().find(|l| pred(l)) {
                 return Some(l.clone());
