@@ -4,9 +4,31 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use crate::config::Deployment;
 use crate::handler::App;
-use crate::registry::Registry;
+use crate::registry::{Function, Registry, write_deployment};
+
+/// How often canaries are checked for automatic rollback and promotion.
+const CANARY_CHECK: Duration = Duration::from_millis(200);
+
+/// Why a deployment change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such function.
+    #[error("no function `{0}`")]
+    NoFunction(String),
+    /// The change names versions that do not exist or is otherwise malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Nothing to do: promote without a canary, rollback with nothing to go back to.
+    #[error("{0}")]
+    Conflict(String),
+    /// Writing the change failed.
+    #[error("cannot write the deployment: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Reloads and swaps; shared by everything that changes what serves.
 pub struct Control {
@@ -16,6 +38,10 @@ pub struct Control {
     reloading: tokio::sync::Mutex<()>,
     /// Swaps made, for the admin API and metrics.
     swaps: AtomicU64,
+    /// Automatic rollbacks made.
+    rollbacks: AtomicU64,
+    /// One deployment change at a time: read, write, reload.
+    deploying: tokio::sync::Mutex<()>,
 }
 
 impl Control {
@@ -26,6 +52,200 @@ impl Control {
             app,
             reloading: tokio::sync::Mutex::new(()),
             swaps: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
+            deploying: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Automatic rollbacks since start.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks.load(Ordering::Relaxed)
+    }
+
+    /// Writes `deployment` for function `name` and reloads it. Every label must
+    /// be a version that loaded. Returns the deployment now serving.
+    pub async fn set_deployment(
+        &self,
+        name: &str,
+        deployment: Deployment,
+    ) -> Result<Deployment, ControlError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let function = self.function(name)?;
+        self.apply(&function, deployment).await
+    }
+
+    /// The canary becomes stable at 100 %; the old stable is remembered for a
+    /// later rollback.
+    pub async fn promote(&self, name: &str) -> Result<Deployment, ControlError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let function = self.function(name)?;
+        let d = &function.deployment;
+        let canary = d
+            .canary
+            .clone()
+            .ok_or_else(|| ControlError::Conflict(format!("`{name}` has no canary to promote")))?;
+        let promoted = Deployment {
+            stable: canary,
+            canary: None,
+            canary_percent: 0,
+            previous_stable: Some(d.stable.clone()),
+        };
+        self.apply(&function, promoted).await
+    }
+
+    /// With a canary taking traffic: the canary gets 0 %. Without one: the stable
+    /// before the last promote becomes stable again.
+    pub async fn rollback(&self, name: &str) -> Result<Deployment, ControlError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let function = self.function(name)?;
+        let d = function.deployment.clone();
+        let rolled = if d.canary.is_some() && d.canary_percent > 0 {
+            Deployment {
+                canary_percent: 0,
+                ..d
+            }
+        } else if let Some(previous) = d.previous_stable.clone() {
+            Deployment {
+                stable: previous,
+                canary: None,
+                canary_percent: 0,
+                previous_stable: None,
+            }
+        } else {
+            return Err(ControlError::Conflict(format!(
+                "`{name}` has no canary taking traffic and no earlier stable to return to"
+            )));
+        };
+        self.apply(&function, rolled).await
+    }
+
+    fn function(&self, name: &str) -> Result<Arc<Function>, ControlError> {
+        self.app
+            .snapshot()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ControlError::NoFunction(name.to_string()))
+    }
+
+    async fn apply(
+        &self,
+        function: &Function,
+        deployment: Deployment,
+    ) -> Result<Deployment, ControlError> {
+        for label in std::iter::once(&deployment.stable).chain(&deployment.canary) {
+            if !function.versions.contains_key(label) {
+                return Err(ControlError::Invalid(format!(
+                    "`{}` has no loaded version `{label}` (versions: {})",
+                    function.name,
+                    function
+                        .versions
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        if deployment.canary_percent > 100 {
+            return Err(ControlError::Invalid(
+                "canary_percent must be between 0 and 100".into(),
+            ));
+        }
+        if deployment.canary.is_none() && deployment.canary_percent > 0 {
+            return Err(ControlError::Invalid(
+                "canary_percent needs a canary".into(),
+            ));
+        }
+        let dir = self.registry.dir().join(&*function.name);
+        let written = deployment.clone();
+        tokio::task::spawn_blocking(move || write_deployment(&dir, &written))
+            .await
+            .map_err(|e| ControlError::Io(std::io::Error::other(e)))??;
+        self.reload(vec![function.name.to_string()]).await;
+        let serving = self
+            .app
+            .snapshot()
+            .get(&function.name)
+            .map(|f| f.deployment.clone())
+            .ok_or_else(|| ControlError::NoFunction(function.name.to_string()))?;
+        if serving != deployment {
+            let why = self
+                .registry
+                .failures()
+                .remove(&*function.name)
+                .map(|f| f.message)
+                .unwrap_or_else(|| "the change did not load".into());
+            return Err(ControlError::Invalid(why));
+        }
+        Ok(serving)
+    }
+
+    /// Checks canaries forever, periodically and after every failed request: a
+    /// canary over its error budget is rolled back at once; one healthy for
+    /// `promote_after` is promoted.
+    pub async fn watch_canaries(self: Arc<Self>) {
+        let failures = self.app.failures().clone();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(CANARY_CHECK) => {}
+                () = failures.notified() => {}
+            }
+            self.check_canaries().await;
+        }
+    }
+
+    async fn check_canaries(&self) {
+        let snapshot = self.app.snapshot();
+        for f in snapshot.functions() {
+            let Some(canary) = f.canary().filter(|_| f.deployment.canary_percent > 0) else {
+                continue;
+            };
+            let age = canary.stats.canary_age();
+            if let Some(rb) = &f.rollout.auto_rollback {
+                let (requests, errors) = canary.stats.recent(rb.window.0);
+                let rate = errors as f64 / requests.max(1) as f64;
+                if requests >= rb.min_requests && rate > rb.max_error_rate {
+                    match self.rollback(&f.name).await {
+                        Ok(_) => {
+                            self.rollbacks.fetch_add(1, Ordering::Relaxed);
+                            canary.stats.reset_canary_clock();
+                            tracing::warn!(
+                                target: "wedge::rollout",
+                                function = %f.name,
+                                canary = %canary.label,
+                                requests,
+                                errors,
+                                error_rate = rate,
+                                max_error_rate = rb.max_error_rate,
+                                "canary rolled back automatically"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(target: "wedge::rollout", function = %f.name, "automatic rollback failed: {e}")
+                        }
+                    }
+                    continue;
+                }
+            }
+            if let Some(after) = f.rollout.promote_after
+                && age >= after.0
+            {
+                match self.promote(&f.name).await {
+                    Ok(_) => {
+                        canary.stats.reset_canary_clock();
+                        tracing::info!(
+                            target: "wedge::rollout",
+                            function = %f.name,
+                            version = %canary.label,
+                            after = %after,
+                            "healthy canary promoted automatically"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "wedge::rollout", function = %f.name, "automatic promotion failed: {e}")
+                    }
+                }
+            }
         }
     }
 

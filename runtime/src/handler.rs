@@ -69,6 +69,9 @@ pub struct App {
     inflight: AtomicUsize,
     /// The key-value stores guests open through the `wedge` module.
     kv: Arc<dyn Backend>,
+    /// Woken by every failed request, so a failing canary is judged at once
+    /// rather than at the next periodic check.
+    failures: Arc<tokio::sync::Notify>,
 }
 
 /// What an access event records beyond the status.
@@ -95,7 +98,13 @@ impl App {
             region: region.into(),
             inflight: AtomicUsize::new(0),
             kv,
+            failures: Arc::default(),
         }
+    }
+
+    /// Notified whenever a request fails with a 5xx.
+    pub fn failures(&self) -> &Arc<tokio::sync::Notify> {
+        &self.failures
     }
 
     /// The key-value backend.
@@ -150,7 +159,11 @@ impl App {
         }
         let version = served.version.as_deref();
         if let Some(v) = version {
-            v.stats.record(response.status().is_server_error());
+            let failed = response.status().is_server_error();
+            v.stats.record(failed);
+            if failed {
+                self.failures.notify_one();
+            }
         }
         tracing::info!(
             target: "wedge::access",

@@ -106,6 +106,7 @@ pub async fn serve(
     ));
     let control = Arc::new(Control::new(registry, app.clone()));
     watcher.start_reloading(control.clone());
+    tokio::spawn(control.clone().watch_canaries());
     tracing::info!(
         target: "wedge::server",
         addr = %listener.local_addr()?,

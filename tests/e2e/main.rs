@@ -5,6 +5,7 @@ mod hostile;
 mod kv;
 mod limits;
 mod loading;
+mod rollout;
 mod shutdown;
 mod swap;
 mod wagi;
