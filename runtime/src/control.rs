@@ -3,12 +3,14 @@
 //! rollbacks all go through here.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::Deployment;
 use crate::handler::App;
-use crate::registry::{Function, Registry, write_deployment};
+use crate::metrics::CounterVec;
+use crate::registry::{
+    Function, Registry, Version, valid_name, write_atomically, write_deployment,
+};
 
 /// How often canaries are checked for automatic rollback and promotion.
 const CANARY_CHECK: Duration = Duration::from_millis(200);
@@ -36,10 +38,10 @@ pub struct Control {
     app: Arc<App>,
     /// One reload at a time, so two changes never race to swap.
     reloading: tokio::sync::Mutex<()>,
-    /// Swaps made, for the admin API and metrics.
-    swaps: AtomicU64,
-    /// Automatic rollbacks made.
-    rollbacks: AtomicU64,
+    /// Swaps made, per function.
+    swaps: CounterVec,
+    /// Automatic rollbacks made, per function.
+    rollbacks: CounterVec,
     /// One deployment change at a time: read, write, reload.
     deploying: tokio::sync::Mutex<()>,
 }
@@ -51,15 +53,15 @@ impl Control {
             registry,
             app,
             reloading: tokio::sync::Mutex::new(()),
-            swaps: AtomicU64::new(0),
-            rollbacks: AtomicU64::new(0),
+            swaps: CounterVec::default(),
+            rollbacks: CounterVec::default(),
             deploying: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Automatic rollbacks since start.
-    pub fn rollbacks(&self) -> u64 {
-        self.rollbacks.load(Ordering::Relaxed)
+    /// Automatic rollbacks since start, per function.
+    pub fn rollbacks(&self) -> &CounterVec {
+        &self.rollbacks
     }
 
     /// Writes `deployment` for function `name` and reloads it. Every label must
@@ -117,6 +119,63 @@ impl Control {
             )));
         };
         self.apply(&function, rolled).await
+    }
+
+    /// Validates `bytes` as version `label` of function `name` and writes it into
+    /// `functions/` (temporary file, then rename). An upload never moves traffic:
+    /// where no `deployment.toml` exists, the current stable is pinned in one
+    /// first. Returns once the version is loaded.
+    pub async fn upload(
+        &self,
+        name: &str,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Version>, ControlError> {
+        if !valid_name(name) || !valid_name(label) {
+            return Err(ControlError::Invalid(
+                "function names and version labels are 1-64 of A-Z a-z 0-9 - _ . (not starting with a dot)".into(),
+            ));
+        }
+        let _one_at_a_time = self.deploying.lock().await;
+        let registry = self.registry.clone();
+        let (checked, bytes) = tokio::task::spawn_blocking(move || {
+            let checked = registry.validate(&bytes);
+            (checked, bytes)
+        })
+        .await
+        .map_err(|e| ControlError::Io(std::io::Error::other(e)))?;
+        checked.map_err(|e| ControlError::Invalid(e.to_string()))?;
+
+        let dir = self.registry.dir().join(name);
+        let current = self.app.snapshot().get(name).cloned();
+        let pin = current
+            .as_ref()
+            .filter(|f| !f.pinned)
+            .map(|f| f.deployment.clone());
+        let wasm = dir.join(format!("{label}.wasm"));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            if let Some(pin) = pin {
+                write_deployment(&dir, &pin)?;
+            }
+            write_atomically(&wasm, &bytes)
+        })
+        .await
+        .map_err(|e| ControlError::Io(std::io::Error::other(e)))??;
+        self.reload(vec![name.to_string()]).await;
+        self.app
+            .snapshot()
+            .get(name)
+            .and_then(|f| f.versions.get(label).cloned())
+            .ok_or_else(|| {
+                let why = self
+                    .registry
+                    .failures()
+                    .remove(name)
+                    .map(|f| f.message)
+                    .unwrap_or_else(|| "the version did not load".into());
+                ControlError::Invalid(why)
+            })
     }
 
     fn function(&self, name: &str) -> Result<Arc<Function>, ControlError> {
@@ -207,7 +266,7 @@ impl Control {
                 if requests >= rb.min_requests && rate > rb.max_error_rate {
                     match self.rollback(&f.name).await {
                         Ok(_) => {
-                            self.rollbacks.fetch_add(1, Ordering::Relaxed);
+                            self.rollbacks.inc(&f.name);
                             canary.stats.reset_canary_clock();
                             tracing::warn!(
                                 target: "wedge::rollout",
@@ -259,9 +318,9 @@ impl Control {
         &self.app
     }
 
-    /// Snapshots swapped in since start.
-    pub fn swaps(&self) -> u64 {
-        self.swaps.load(Ordering::Relaxed)
+    /// Module swaps since start, per function.
+    pub fn swaps(&self) -> &CounterVec {
+        &self.swaps
     }
 
     /// Reloads the functions in `names` (compiling off the async workers) and
@@ -287,9 +346,9 @@ impl Control {
             return changed;
         }
         self.app.swap(snapshot);
-        self.swaps.fetch_add(1, Ordering::Relaxed);
         let snapshot = self.app.snapshot();
         for name in &changed {
+            self.swaps.inc(name);
             match snapshot.get(name) {
                 Some(f) => tracing::info!(
                     target: "wedge::registry",

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: `wedge.toml`, `function.toml`, `deployment.toml`.
+//! - [`admin`]: the admin API on its own listener: functions, deployments, uploads, kv.
+//! - [`client`]: the admin API client behind `wedge deploy`, `status` and friends.
 //! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
 //! - [`handler`]: the request path: admission, routing, body, guest run, access log.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
@@ -18,11 +20,13 @@
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
 //! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit.
 //! - [`error`]: statuses the host answers with itself.
-//! - [`request_id`], [`log`]: request ids and log set-up.
+//! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, counters.
 //!
 //! Data flows one way: `server` → `handler` → `router` (snapshot) → `instance` +
 //! `wagi` → response; `registry` is the only writer of the snapshot.
 
+pub mod admin;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod engine;
@@ -31,6 +35,7 @@ pub mod handler;
 pub mod instance;
 pub mod kv;
 pub mod log;
+pub mod metrics;
 pub mod registry;
 pub mod request_id;
 pub mod rollout;
@@ -61,6 +66,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = match config.admin.token_file.as_os_str().is_empty() {
+        true => None,
+        false => Some(admin::Token::from_file(&config.admin.token_file)?),
+    };
+    if token.is_none() && !config.admin.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "admin.listen {} is not a loopback address: set admin.token_file to protect the admin API",
+            config.admin.listen
+        );
+    }
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", config.admin.listen))?;
     let engine = Arc::new(WasmEngine::new(config.server.max_inflight)?);
     std::fs::create_dir_all(&config.functions.dir).with_context(|| {
         format!(
@@ -107,6 +125,13 @@ pub async fn serve(
     let control = Arc::new(Control::new(registry, app.clone()));
     watcher.start_reloading(control.clone());
     tokio::spawn(control.clone().watch_canaries());
+    tracing::info!(
+        target: "wedge::admin",
+        addr = %admin_listener.local_addr()?,
+        auth = token.is_some(),
+        "admin ready"
+    );
+    tokio::spawn(Arc::new(admin::Admin::new(control.clone(), token)).serve(admin_listener));
     tracing::info!(
         target: "wedge::server",
         addr = %listener.local_addr()?,

@@ -1,10 +1,13 @@
-//! The `wedge` command: `serve` runs the node; `check` validates a module offline.
+//! The `wedge` command: `serve` runs the node; `check` validates a module
+//! offline; `deploy`, `promote`, `rollback`, `status` and `kv` talk to a node's
+//! admin API.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use wedge::client::AdminClient;
 use wedge::config::Config;
 use wedge::engine::WasmEngine;
 use wedge::log::LogFormat;
@@ -37,6 +40,80 @@ enum Command {
         /// The .wasm file.
         module: PathBuf,
     },
+    /// Upload a module as a new version and move traffic to it (100 %, or a canary share).
+    Deploy {
+        /// The function's name.
+        name: String,
+        /// The .wasm file.
+        module: PathBuf,
+        /// Version label; default: the next `v<N>`.
+        #[arg(long = "version")]
+        label: Option<String>,
+        /// Take only this share of traffic, as a canary next to the current stable.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        canary: Option<u8>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a function's canary its stable version.
+    Promote {
+        /// The function's name.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Give the canary 0 %, or (without one) return to the stable before the last promote.
+    Rollback {
+        /// The function's name.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show every function: route, versions, traffic, counts, last error.
+    Status {
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Read and write the key-value stores (seeding stock, say).
+    Kv {
+        #[command(subcommand)]
+        op: KvOp,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KvOp {
+    /// Print a key's value.
+    Get { store: String, key: String },
+    /// Set a key; `-` reads the value from stdin.
+    Set {
+        store: String,
+        key: String,
+        value: String,
+    },
+    /// Delete a key.
+    Del { store: String, key: String },
+}
+
+/// Where the admin API is and how to authenticate.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The node's admin API.
+    #[arg(
+        long = "admin",
+        env = "WEDGE_ADMIN",
+        default_value = "http://127.0.0.1:9090",
+        global = true
+    )]
+    url: String,
+    /// File holding the bearer token (else the WEDGE_ADMIN_TOKEN environment variable).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +121,37 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, log_format } => serve(&config, log_format),
         Command::Check { module } => check(&module),
+        Command::Deploy {
+            name,
+            module,
+            label,
+            canary,
+            admin,
+        } => with_admin(&admin, |c| async move {
+            println!(
+                "{}",
+                wedge::client::deploy(&c, &name, &module, label, canary).await?
+            );
+            Ok(())
+        }),
+        Command::Promote { name, admin } => with_admin(&admin, |c| async move {
+            print_deployment(&name, &c.action(&name, "promote").await?);
+            Ok(())
+        }),
+        Command::Rollback { name, admin } => with_admin(&admin, |c| async move {
+            print_deployment(&name, &c.action(&name, "rollback").await?);
+            Ok(())
+        }),
+        Command::Status { json, admin } => with_admin(&admin, |c| async move {
+            let functions = c.functions().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&functions)?);
+            } else {
+                print!("{}", wedge::client::status_table(&functions));
+            }
+            Ok(())
+        }),
+        Command::Kv { op, admin } => with_admin(&admin, |c| async move { kv(&c, op).await }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,6 +182,65 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     })?;
     tracing::info!(target: "wedge::server", "stopped");
     Ok(())
+}
+
+/// Runs a client command against the admin API on a small runtime.
+fn with_admin<F, Fut>(args: &AdminArgs, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(AdminClient) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let client = AdminClient::new(&args.url, args.token_file.as_deref())?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f(client))
+}
+
+fn print_deployment(name: &str, v: &serde_json::Value) {
+    let d = &v["deployment"];
+    match d["canary"].as_str() {
+        Some(c) => println!(
+            "{name}: stable {} and canary {c} at {}%",
+            d["stable"].as_str().unwrap_or("?"),
+            d["canary_percent"]
+        ),
+        None => println!(
+            "{name}: stable {} at 100%",
+            d["stable"].as_str().unwrap_or("?")
+        ),
+    }
+}
+
+async fn kv(client: &AdminClient, op: KvOp) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    match op {
+        KvOp::Get { store, key } => match client.kv_get(&store, &key).await? {
+            Some(v) => {
+                std::io::stdout().write_all(&v)?;
+                if !v.ends_with(b"\n") {
+                    println!();
+                }
+                Ok(())
+            }
+            None => anyhow::bail!("no key `{key}` in store `{store}`"),
+        },
+        KvOp::Set { store, key, value } => {
+            let value = if value == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf)?;
+                buf
+            } else {
+                value.into_bytes()
+            };
+            client.kv_set(&store, &key, value.into()).await
+        }
+        KvOp::Del { store, key } => match client.kv_del(&store, &key).await? {
+            true => Ok(()),
+            false => anyhow::bail!("no key `{key}` in store `{store}`"),
+        },
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `wedge` binary on `127.0.0.1:0` over a
 //! functions directory of real wasm and talks HTTP to it.
 
+mod admin;
 mod hostile;
 mod kv;
 mod limits;

@@ -21,6 +21,7 @@ use crate::config::{
     Config, ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
 use crate::engine::WasmEngine;
+use crate::metrics::CounterVec;
 use crate::router::{Snapshot, normalize_route};
 use cache::ModuleCache;
 
@@ -57,6 +58,8 @@ pub struct Registry {
     config: Config,
     /// The latest failure per function, cleared when the function loads cleanly.
     failures: Mutex<BTreeMap<String, LoadFailure>>,
+    /// Load failures since start, per function.
+    failure_count: CounterVec,
 }
 
 /// One function's outcome in a reload.
@@ -75,12 +78,20 @@ impl Registry {
             cache,
             config,
             failures: Mutex::default(),
+            failure_count: CounterVec::default(),
         }
     }
 
     /// The directory functions live in.
     pub fn dir(&self) -> &Path {
         &self.config.functions.dir
+    }
+
+    /// Checks that `bytes` would load as a version: imports, compilation,
+    /// linking. The compiled code lands in the cache, so the reload that follows
+    /// an upload does not compile again.
+    pub fn validate(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        loader::compile(&self.engine, Some(&self.cache), bytes).map(|_| ())
     }
 
     /// The latest load failure of each function that has one.
@@ -175,7 +186,13 @@ impl Registry {
         (snapshot, changed, stats)
     }
 
+    /// Load failures since start, per function.
+    pub fn failure_count(&self) -> &CounterVec {
+        &self.failure_count
+    }
+
     fn record(&self, failure: LoadFailure) {
+        self.failure_count.inc(&failure.function);
         tracing::error!(
             target: "wedge::registry",
             function = %failure.function,

@@ -83,6 +83,32 @@ impl crate::Node {
     }
 }
 
+impl crate::Node {
+    /// A request to the admin API, with the node's token unless `token` says otherwise.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.admin_addr()));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req.body(Full::new(body)).unwrap();
+        read(
+            client(false)
+                .request(req)
+                .await
+                .expect("admin request failed"),
+        )
+        .await
+    }
+}
+
 async fn read(resp: http::Response<hyper::body::Incoming>) -> Reply {
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();

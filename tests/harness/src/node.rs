@@ -17,6 +17,7 @@ pub struct NodeBuilder {
     server: Vec<String>,
     store: Vec<String>,
     extra_args: Vec<String>,
+    token: Option<String>,
 }
 
 impl NodeBuilder {
@@ -31,6 +32,7 @@ impl NodeBuilder {
             server: Vec::new(),
             store: Vec::new(),
             extra_args: Vec::new(),
+            token: None,
         }
     }
 
@@ -78,6 +80,12 @@ impl NodeBuilder {
         }
     }
 
+    /// Protects the admin API with `token` (written to a token file).
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
     /// Adds a line to `[store]`.
     pub fn store(mut self, line: &str) -> Self {
         self.store.push(line.to_string());
@@ -105,7 +113,12 @@ impl NodeBuilder {
             config += line;
             config.push('\n');
         }
-        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[store]\n";
+        config += "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        if let Some(token) = &self.token {
+            std::fs::write(self.dir.path().join("admin.token"), format!("{token}\n")).unwrap();
+            config += "token_file = \"admin.token\"\n";
+        }
+        config += "\n[store]\n";
         for line in &self.store {
             config += line;
             config.push('\n');
@@ -115,6 +128,8 @@ impl NodeBuilder {
         let mut node = Node {
             process: None,
             addr: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            token: self.token,
             log: Arc::new(Log::default()),
             binary: self.binary,
             args: self.extra_args,
@@ -142,6 +157,8 @@ pub fn field(line: &str, name: &str) -> Option<String> {
 pub struct Node {
     process: Option<Child>,
     addr: SocketAddr,
+    admin: SocketAddr,
+    token: Option<String>,
     log: Arc<Log>,
     binary: PathBuf,
     args: Vec<String>,
@@ -181,6 +198,11 @@ impl Node {
             .unwrap_or_else(|| panic!("wedge did not become ready; log:\n{}", log.text()));
         let addr = field(&ready, "addr").expect("ready line names the address");
         self.addr = addr.parse().expect("address");
+        let admin = log
+            .wait_for(START_TIMEOUT, |l| l.contains("admin ready"))
+            .and_then(|l| field(&l, "addr"))
+            .expect("admin address logged");
+        self.admin = admin.parse().expect("admin address");
         self.log = log;
         self.process = Some(child);
     }
@@ -215,6 +237,24 @@ impl Node {
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The admin API's listener.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// Runs the `wedge` CLI pointed at this node's admin API (with its token).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(args)
+            .env("WEDGE_ADMIN", format!("http://{}", self.admin))
+            .env_remove("WEDGE_ADMIN_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = &self.token {
+            cmd.env("WEDGE_ADMIN_TOKEN", token);
+        }
+        cmd.output().expect("cannot run the wedge CLI")
     }
 
     /// The node's directory (config, functions, data).

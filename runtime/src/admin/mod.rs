@@ -1,0 +1,107 @@
+//! The admin API, on its own listener: health, metrics, functions, deployments,
+//! uploads, and the operators' view of the key-value stores.
+//!
+//! Every route but `/healthz` needs `Authorization: Bearer <token>` when a token
+//! is configured. Errors are JSON: `{"error": "..."}`.
+
+mod auth;
+mod metrics;
+mod routes;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+pub use auth::Token;
+
+use crate::control::Control;
+use crate::error::Body;
+
+/// What the admin API works with.
+pub struct Admin {
+    /// Reloads, deployments, uploads.
+    control: Arc<Control>,
+    /// Required on every route but `/healthz`, when set.
+    token: Option<Token>,
+}
+
+impl Admin {
+    /// An admin API over `control`, guarded by `token` when given.
+    pub fn new(control: Arc<Control>, token: Option<Token>) -> Self {
+        Self { control, token }
+    }
+
+    /// Serves `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let admin = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let admin = admin.clone();
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        if req.method() == Method::GET && path == "/healthz" {
+            return text(StatusCode::OK, "ok\n");
+        }
+        if let Some(token) = &self.token
+            && !token.allows(req.headers())
+        {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        routes::route(&self.control, req, &path).await
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `{"error": message}` with `status`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message }))
+}
