@@ -203,3 +203,30 @@ pub async fn restart_compiles_nothing() {
     );
     assert_eq!(n.get("/f07").await.text(), "Hello from wedge!\n");
 }
+
+/// A live change that makes one function claim another's route is refused:
+/// both keep serving as before, and the clash is logged with the file.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn route_clash_on_reload_changes_nothing() {
+    let n = node()
+        .function("one", guests::SWAP_A)
+        .function("two", guests::SWAP_B)
+        .start();
+    let seen = n.log_lines().len();
+    std::fs::write(
+        n.dir().join("functions/two/function.toml"),
+        "route = \"/one\"",
+    )
+    .unwrap();
+    let line = n
+        .wait_for_log_after(seen, Duration::from_secs(5), |l| {
+            l.contains("already taken")
+        })
+        .expect("clash logged");
+    assert!(
+        line.contains("function.toml") && line.contains("two"),
+        "{line}"
+    );
+    assert_eq!(body(n.addr(), "/one").await.as_deref(), Ok("A"));
+    assert_eq!(body(n.addr(), "/two").await.as_deref(), Ok("B"));
+}
