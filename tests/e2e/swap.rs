@@ -230,3 +230,38 @@ pub async fn route_clash_on_reload_changes_nothing() {
     assert_eq!(body(n.addr(), "/one").await.as_deref(), Ok("A"));
     assert_eq!(body(n.addr(), "/two").await.as_deref(), Ok("B"));
 }
+
+/// One change is one swap: re-reads of unchanged files (wedge's own
+/// `deployment.toml` writes included) swap nothing.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn one_change_is_one_swap() {
+    let n = node().function("swap", guests::SWAP_A).start();
+    replace_by_rename(&n.dir().join("functions/swap/v1.wasm"), guests::SWAP_B);
+    until_serving(&n, "/swap", "B").await;
+    // Touch without changing: the same bytes again, and a no-op deployment.
+    replace_by_rename(&n.dir().join("functions/swap/v1.wasm"), guests::SWAP_B);
+    let up = n
+        .admin(
+            http::Method::PUT,
+            "/v1/functions/swap/deployment",
+            None,
+            bytes::Bytes::from_static(br#"{"stable":"v1"}"#),
+        )
+        .await;
+    assert_eq!(up.status, 200, "{}", up.text());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = n
+        .admin(http::Method::GET, "/metrics", None, bytes::Bytes::new())
+        .await
+        .text();
+    let swaps: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("wedge_module_swaps_total{function=\"swap\"}"))
+        .collect();
+    // The B build, then the deployment.toml that pinned v1 (a real change).
+    assert_eq!(
+        swaps,
+        ["wedge_module_swaps_total{function=\"swap\"} 2"],
+        "{metrics}"
+    );
+}

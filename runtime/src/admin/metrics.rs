@@ -2,6 +2,8 @@
 
 use crate::control::Control;
 use crate::metrics::{CounterVec, Exposition};
+use crate::registry::Version;
+use crate::router::Snapshot;
 
 /// Renders every metric.
 pub fn render(control: &Control) -> String {
@@ -32,35 +34,40 @@ pub fn render(control: &Control) -> String {
         "Changes to the function that failed to load.",
         control.registry().failure_count(),
     );
-    e.family(
+    per_version(
+        &mut e,
+        &snapshot,
         "wedge_version_requests_total",
-        "counter",
         "Requests served, per version.",
+        |v| v.stats.totals().0,
     );
-    for f in snapshot.functions() {
-        for v in f.versions.values() {
-            e.sample(
-                "wedge_version_requests_total",
-                &[("function", &f.name), ("version", &v.label)],
-                v.stats.totals().0,
-            );
-        }
-    }
-    e.family(
+    per_version(
+        &mut e,
+        &snapshot,
         "wedge_version_errors_total",
-        "counter",
         "Requests answered with a 5xx (traps and timeouts included), per version.",
+        |v| v.stats.totals().1,
     );
+    e.finish()
+}
+
+fn per_version(
+    e: &mut Exposition,
+    snapshot: &Snapshot,
+    name: &str,
+    help: &str,
+    value: impl Fn(&Version) -> u64,
+) {
+    e.family(name, "counter", help);
     for f in snapshot.functions() {
         for v in f.versions.values() {
             e.sample(
-                "wedge_version_errors_total",
+                name,
                 &[("function", &f.name), ("version", &v.label)],
-                v.stats.totals().1,
+                value(v),
             );
         }
     }
-    e.finish()
 }
 
 fn per_function(e: &mut Exposition, name: &str, help: &str, counter: &CounterVec) {

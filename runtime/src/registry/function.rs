@@ -28,6 +28,9 @@ pub struct Function {
     pub versions: BTreeMap<String, Arc<Version>>,
     /// Every `<label>.wasm` in the directory, lowest first in natural order.
     pub labels: Vec<String>,
+    /// A hash of everything the function was loaded from (its TOML files and
+    /// each version's label and sha256): equal fingerprints, nothing changed.
+    pub fingerprint: u64,
 }
 
 impl Function {

@@ -14,6 +14,7 @@ mod natural;
 pub mod watcher;
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -162,6 +163,11 @@ impl Registry {
                 }
                 Outcome::Failed(failure) => self.record(failure),
                 Outcome::Loaded(f, failures) => {
+                    if old.as_ref().is_some_and(|o| o.fingerprint == f.fingerprint) {
+                        // Same files, same bytes: nothing to swap.
+                        self.settle(name, failures);
+                        continue;
+                    }
                     if let Some(other) = functions
                         .values()
                         .find(|o| *o.name != *name && o.route == f.route && o.host == f.host)
@@ -232,6 +238,10 @@ impl Registry {
                 message: e.message,
             })
         };
+        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+        for file in ["function.toml", "deployment.toml"] {
+            std::fs::read(dir.join(file)).ok().hash(&mut fingerprint);
+        }
         let fconfig = match read_optional(&dir.join("function.toml"), FunctionConfig::parse) {
             Ok(c) => c.unwrap_or_default(),
             Err(e) => return failed(e),
@@ -271,6 +281,7 @@ impl Registry {
             let path = dir.join(format!("{label}.wasm"));
             match self.load_version(&path, label, old, stats) {
                 Ok(v) => {
+                    (label, &v.sha256).hash(&mut fingerprint);
                     versions.insert(label.clone(), v);
                 }
                 Err(message) => failures.push(LoadFailure {
@@ -322,6 +333,7 @@ impl Registry {
                 pinned,
                 versions,
                 labels,
+                fingerprint: fingerprint.finish(),
             }),
             failures,
         )
