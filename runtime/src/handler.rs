@@ -15,13 +15,14 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 use crate::engine::WasmEngine;
 use crate::error::{Body, HostError};
-use crate::instance::{self, Invocation, RunError, Timing};
+use crate::instance::{self, Invocation, RunError, Timing, TrapKind};
 use crate::kv::{Backend, KvCtx};
 use crate::registry::{Function, Version};
 use crate::request_id::request_id;
 use crate::rollout;
 use crate::router::Snapshot;
 use crate::stdio::GuestLog;
+use crate::telemetry::{Outcome, Telemetry};
 use crate::wagi::{self, RequestInfo};
 
 /// The addresses of the connection a request came in on.
@@ -63,12 +64,12 @@ pub struct App {
     snapshot: ArcSwap<Snapshot>,
     /// Limits from `[server]`.
     limits: Limits,
-    /// Copied into every access event.
-    region: Arc<str>,
     /// Requests being served now, for the `max_inflight` admission check.
     inflight: AtomicUsize,
     /// The key-value stores guests open through the `wedge` module.
     kv: Arc<dyn Backend>,
+    /// Counts what every request did.
+    telemetry: Arc<Telemetry>,
     /// Woken by every failed request, so a failing canary is judged at once
     /// rather than at the next periodic check.
     failures: Arc<tokio::sync::Notify>,
@@ -80,6 +81,8 @@ struct Served {
     function: Option<Arc<str>>,
     version: Option<Arc<Version>>,
     timing: Timing,
+    instantiated: bool,
+    trap: Option<TrapKind>,
 }
 
 impl App {
@@ -87,19 +90,24 @@ impl App {
     pub fn new(
         engine: Arc<WasmEngine>,
         kv: Arc<dyn Backend>,
+        telemetry: Arc<Telemetry>,
         snapshot: Snapshot,
         limits: Limits,
-        region: &str,
     ) -> Self {
         Self {
             engine,
             snapshot: ArcSwap::from_pointee(snapshot),
             limits,
-            region: region.into(),
             inflight: AtomicUsize::new(0),
             kv,
+            telemetry,
             failures: Arc::default(),
         }
+    }
+
+    /// The node's request telemetry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// Notified whenever a request fails with a 5xx.
@@ -158,12 +166,20 @@ impl App {
             headers.insert("x-wedge-version", v);
         }
         let version = served.version.as_deref();
-        if let Some(v) = version {
-            let failed = response.status().is_server_error();
-            v.stats.record(failed);
-            if failed {
-                self.failures.notify_one();
+        let status = response.status().as_u16();
+        match version {
+            Some(v) => {
+                v.stats.record(Outcome {
+                    status,
+                    total: started.elapsed(),
+                    instantiate: served.instantiated.then_some(served.timing.instantiate),
+                    trap: served.trap,
+                });
+                if status >= 500 {
+                    self.failures.notify_one();
+                }
             }
+            None => self.telemetry.record_unrouted(status),
         }
         tracing::info!(
             target: "wedge::access",
@@ -173,7 +189,6 @@ impl App {
             function = %served.function.as_deref().unwrap_or(""),
             version = %version.map(|v| &*v.label).unwrap_or(""),
             module_sha256 = %version.map(|v| &*v.short_sha).unwrap_or(""),
-            region = %self.region,
             request_id = %request_id,
             total_us = started.elapsed().as_micros() as u64,
             instantiate_us = served.timing.instantiate.as_micros() as u64,
@@ -230,11 +245,19 @@ impl App {
                 request_id.into(),
             ),
             deadline,
-            kv: KvCtx::new(self.kv.clone(), function.settings.kv.clone()),
+            kv: KvCtx::new(
+                self.kv.clone(),
+                function.settings.kv.clone(),
+                self.telemetry.clone(),
+            ),
         };
         let (result, timing) =
             instance::run(&self.engine, &version, &function.settings, invocation).await;
         served.timing = timing;
+        served.instantiated = !timing.instantiate.is_zero();
+        if let Err(RunError::Failed { kind, .. }) = &result {
+            served.trap = Some(*kind);
+        }
         let guest = result?;
         let mut response = Response::new(Full::new(guest.body));
         *response.status_mut() = guest.status;

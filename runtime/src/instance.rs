@@ -46,6 +46,9 @@ pub enum TrapKind {
 }
 
 impl TrapKind {
+    /// Every kind, in the order of their discriminants.
+    pub const ALL: [TrapKind; 4] = [Self::Trap, Self::Timeout, Self::Memory, Self::Exit];
+
     /// The label used in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

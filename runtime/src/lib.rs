@@ -20,7 +20,8 @@
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
 //! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit.
 //! - [`error`]: statuses the host answers with itself.
-//! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, counters.
+//! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations.
+//! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
 //! Data flows one way: `server` → `handler` → `router` (snapshot) → `instance` +
 //! `wagi` → response; `registry` is the only writer of the snapshot.
@@ -42,6 +43,7 @@ pub mod rollout;
 pub mod router;
 pub mod server;
 pub mod stdio;
+pub mod telemetry;
 pub mod wagi;
 
 use std::future::Future;
@@ -58,6 +60,7 @@ use crate::kv::Backend;
 use crate::kv::sled::SledBackend;
 use crate::registry::Registry;
 use crate::server::ConnSettings;
+use crate::telemetry::Telemetry;
 
 /// Loads every function, then serves `listener` until `shutdown` resolves and the
 /// in-flight requests have finished.
@@ -90,7 +93,12 @@ pub async fn serve(
     // Watch before loading, so nothing written during the load is missed.
     let watcher = registry::watcher::watch(config.functions.dir.clone())
         .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
-    let registry = Arc::new(Registry::new(engine.clone(), config.clone()));
+    let telemetry = Arc::new(Telemetry::default());
+    let registry = Arc::new(Registry::new(
+        engine.clone(),
+        config.clone(),
+        telemetry.clone(),
+    ));
     let (snapshot, stats) = {
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || registry.load_all()).await?
@@ -118,9 +126,9 @@ pub async fn serve(
     let app = Arc::new(App::new(
         engine,
         kv.clone(),
+        telemetry,
         snapshot,
         Limits::from_config(&config.server),
-        &config.server.region,
     ));
     let control = Arc::new(Control::new(registry, app.clone()));
     watcher.start_reloading(control.clone());

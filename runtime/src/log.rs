@@ -1,8 +1,15 @@
 //! Log set-up: `tracing` to stderr, as text or one JSON object per line, through a
-//! bounded, lossy background writer so logging never blocks a request.
+//! bounded, lossy background writer so logging never blocks a request. Every
+//! line carries the node's `region`.
 
+use std::fmt;
+
+use tracing::{Event, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +37,7 @@ fn directives(rust_log: Option<&str>) -> String {
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it
 /// flushes what is buffered. `RUST_LOG` overrides the default `info` level.
-pub fn init(format: LogFormat) -> WorkerGuard {
+pub fn init(format: LogFormat, region: &str) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(BUFFERED_LINES)
         .lossy(true)
@@ -44,12 +51,64 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_target(true);
+        .with_ansi(false);
+    let region = region.to_string();
     match format {
-        LogFormat::Text => builder.with_ansi(false).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .event_format(WithRegion {
+                inner: tracing_subscriber::fmt::format()
+                    .with_ansi(false)
+                    .with_target(true),
+                region,
+                json: false,
+            })
+            .init(),
+        LogFormat::Json => builder
+            .fmt_fields(JsonFields::new())
+            .event_format(WithRegion {
+                inner: tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_target(true),
+                region,
+                json: true,
+            })
+            .init(),
     }
     guard
+}
+
+/// Adds `region` to every event the inner format writes.
+struct WithRegion<F> {
+    inner: F,
+    region: String,
+    json: bool,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithRegion<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::with_capacity(256);
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let line = line.trim_end_matches('\n');
+        match line.strip_prefix('{').filter(|_| self.json) {
+            Some(rest) => {
+                let region = serde_json::to_string(&self.region).map_err(|_| fmt::Error)?;
+                writeln!(writer, "{{\"region\":{region},{rest}")
+            }
+            None => writeln!(writer, "{line} region={}", self.region),
+        }
+    }
 }
 
 #[cfg(test)]

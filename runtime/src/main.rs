@@ -168,7 +168,7 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     } else {
         Config::load(config_path)?
     };
-    let _log = wedge::log::init(log_format);
+    let _log = wedge::log::init(log_format, &config.server.region);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wedge-worker")

@@ -6,10 +6,7 @@
 //! draw. A key's bucket is fixed, so a key on the canary stays there while the
 //! percentage only grows.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use http::HeaderMap;
 
@@ -79,82 +76,6 @@ pub fn bucket(function: &str, key: &str) -> u8 {
     (hash % 100) as u8
 }
 
-/// Seconds since the process started, the clock of the error windows.
-fn now_secs() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs()
-}
-
-/// Longest window kept, in one-second buckets.
-const MAX_WINDOW_SECS: u64 = 3600;
-
-/// Requests and errors of one version: in total, and per second for the
-/// rollback window.
-#[derive(Default)]
-pub struct VersionStats {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    /// `(second, requests, errors)`, oldest first.
-    window: Mutex<VecDeque<(u64, u64, u64)>>,
-    /// When this version started taking canary traffic, for `promote_after`.
-    canary_since: Mutex<Option<Instant>>,
-}
-
-impl VersionStats {
-    /// Counts one request; `error` for 5xx, traps and timeouts.
-    pub fn record(&self, error: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        let now = now_secs();
-        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        match window.back_mut() {
-            Some(last) if last.0 == now => {
-                last.1 += 1;
-                last.2 += u64::from(error);
-            }
-            _ => window.push_back((now, 1, u64::from(error))),
-        }
-        while window.front().is_some_and(|f| f.0 + MAX_WINDOW_SECS < now) {
-            window.pop_front();
-        }
-    }
-
-    /// Requests and errors since the process started.
-    pub fn totals(&self) -> (u64, u64) {
-        (
-            self.requests.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Requests and errors over the last `window`.
-    pub fn recent(&self, window: Duration) -> (u64, u64) {
-        let (now, span) = (now_secs(), window.as_secs().max(1));
-        let buckets = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .iter()
-            .filter(|b| b.0 + span > now)
-            .fold((0, 0), |(r, e), b| (r + b.1, e + b.2))
-    }
-
-    /// How long this version has been a canary with traffic; starts the clock
-    /// on first call.
-    pub fn canary_age(&self) -> Duration {
-        self.canary_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(Instant::now)
-            .elapsed()
-    }
-
-    /// Stops the canary clock (the version was rolled back or promoted).
-    pub fn reset_canary_clock(&self) {
-        *self.canary_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,14 +101,5 @@ mod tests {
         assert_eq!(sticky_key("header:x-user-id", &h), Some("42"));
         assert_eq!(sticky_key("cookie:uid", &h), Some("abc"));
         assert_eq!(sticky_key("cookie:missing", &h), None);
-    }
-
-    #[test]
-    fn window_counts_recent_requests() {
-        let s = VersionStats::default();
-        s.record(false);
-        s.record(true);
-        assert_eq!(s.totals(), (2, 1));
-        assert_eq!(s.recent(Duration::from_secs(60)), (2, 1));
     }
 }

@@ -6,6 +6,7 @@ mod hostile;
 mod kv;
 mod limits;
 mod loading;
+mod observe;
 mod rollout;
 mod shutdown;
 mod swap;

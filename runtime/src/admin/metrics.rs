@@ -2,13 +2,10 @@
 
 use crate::control::Control;
 use crate::metrics::{CounterVec, Exposition};
-use crate::registry::Version;
-use crate::router::Snapshot;
 
 /// Renders every metric.
 pub fn render(control: &Control) -> String {
     let app = control.app();
-    let snapshot = app.snapshot();
     let mut e = Exposition::default();
     e.family(
         "wedge_inflight_requests",
@@ -34,40 +31,90 @@ pub fn render(control: &Control) -> String {
         "Changes to the function that failed to load.",
         control.registry().failure_count(),
     );
-    per_version(
-        &mut e,
-        &snapshot,
-        "wedge_version_requests_total",
-        "Requests served, per version.",
-        |v| v.stats.totals().0,
+    let telemetry = app.telemetry();
+    let versions = telemetry.versions();
+    e.family(
+        "wedge_requests_total",
+        "counter",
+        "Requests answered, by function, version and status.",
     );
-    per_version(
-        &mut e,
-        &snapshot,
-        "wedge_version_errors_total",
-        "Requests answered with a 5xx (traps and timeouts included), per version.",
-        |v| v.stats.totals().1,
-    );
-    e.finish()
-}
-
-fn per_version(
-    e: &mut Exposition,
-    snapshot: &Snapshot,
-    name: &str,
-    help: &str,
-    value: impl Fn(&Version) -> u64,
-) {
-    e.family(name, "counter", help);
-    for f in snapshot.functions() {
-        for v in f.versions.values() {
+    for ((function, version), stats) in &versions {
+        for (status, n) in stats.statuses() {
+            let status = status.to_string();
             e.sample(
-                name,
-                &[("function", &f.name), ("version", &v.label)],
-                value(v),
+                "wedge_requests_total",
+                &[
+                    ("function", function),
+                    ("version", version),
+                    ("status", &status),
+                ],
+                n,
             );
         }
     }
+    for (status, n) in telemetry.unrouted().seen() {
+        let status = status.to_string();
+        e.sample(
+            "wedge_requests_total",
+            &[("function", ""), ("version", ""), ("status", &status)],
+            n,
+        );
+    }
+    e.family(
+        "wedge_request_duration_seconds",
+        "histogram",
+        "Time from a request's arrival to its response.",
+    );
+    for ((function, version), stats) in &versions {
+        stats.duration.render(
+            &mut e,
+            "wedge_request_duration_seconds",
+            &[("function", function), ("version", version)],
+        );
+    }
+    e.family(
+        "wedge_instantiate_duration_seconds",
+        "histogram",
+        "Time to create a request's instance.",
+    );
+    for (function, histogram) in telemetry.instantiate() {
+        histogram.render(
+            &mut e,
+            "wedge_instantiate_duration_seconds",
+            &[("function", &function)],
+        );
+    }
+    e.family(
+        "wedge_guest_traps_total",
+        "counter",
+        "Guests that failed: trapped, timed out, hit the memory cap, or exited non-zero without a response.",
+    );
+    for ((function, version), stats) in &versions {
+        for (kind, n) in stats.traps() {
+            e.sample(
+                "wedge_guest_traps_total",
+                &[
+                    ("function", function),
+                    ("version", version),
+                    ("kind", kind.as_str()),
+                ],
+                n,
+            );
+        }
+    }
+    e.family(
+        "wedge_kv_operations_total",
+        "counter",
+        "Key-value operations by store, operation and result.",
+    );
+    for ((store, op, result), n) in telemetry.kv() {
+        e.sample(
+            "wedge_kv_operations_total",
+            &[("store", &store), ("op", op), ("result", result)],
+            n,
+        );
+    }
+    e.finish()
 }
 
 fn per_function(e: &mut Exposition, name: &str, help: &str, counter: &CounterVec) {

@@ -17,6 +17,7 @@ use crate::kv::ABI_VERSION;
 use crate::kv::memory::{self, memory};
 use crate::kv::status::OK;
 use crate::kv::store::{Backend, KvError, MAX_KEY, MAX_PAGE, Store};
+use crate::telemetry::Telemetry;
 
 /// A request's view of the key-value stores: which ones it may open, and the
 /// ones it has.
@@ -26,6 +27,8 @@ pub struct KvCtx {
     allowed: Arc<[String]>,
     /// Open stores; a handle is an index into this list.
     open: Vec<(usize, Arc<dyn Store>)>,
+    /// Counts every operation by store, operation and result.
+    telemetry: Arc<Telemetry>,
 }
 
 /// Most stores one request may have open.
@@ -33,12 +36,28 @@ const MAX_OPEN: usize = 16;
 
 impl KvCtx {
     /// A context that may open the stores in `allowed`.
-    pub fn new(backend: Arc<dyn Backend>, allowed: Arc<[String]>) -> Self {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        allowed: Arc<[String]>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         Self {
             backend,
             allowed,
             open: Vec::new(),
+            telemetry,
         }
+    }
+
+    /// Counts an operation on `handle`'s store and turns its result into a status.
+    fn finish(&self, handle: i32, op: &'static str, result: Result<(), KvError>) -> i32 {
+        let store = usize::try_from(handle)
+            .ok()
+            .and_then(|h| self.open.get(h))
+            .map(|(i, _)| self.allowed[*i].as_str())
+            .unwrap_or("");
+        self.telemetry.record_kv(store, op, result_label(&result));
+        code(result)
     }
 
     fn open_store(&mut self, name: &str) -> Result<u32, KvError> {
@@ -67,6 +86,18 @@ impl KvCtx {
     }
 }
 
+fn result_label(result: &Result<(), KvError>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(KvError::NotFound) => "not_found",
+        Err(KvError::AccessDenied) => "access_denied",
+        Err(KvError::OutOfRange(_)) => "out_of_range",
+        Err(KvError::TooLarge) => "too_large",
+        Err(KvError::Invalid(_)) => "invalid",
+        Err(KvError::Io(_)) => "io",
+    }
+}
+
 fn code(result: Result<(), KvError>) -> i32 {
     match result {
         Ok(()) => OK,
@@ -85,15 +116,21 @@ pub fn add_to_linker<T: Send + 'static>(
         "wedge",
         "kv_open",
         move |mut caller: Caller<'_, T>, name_ptr: i32, name_len: i32, handle_out: i32| -> i32 {
-            code((|| {
+            let mut opened = String::new();
+            let result = (|| {
                 let mem = memory(&mut caller)?;
                 let name = memory::read(mem, &caller, name_ptr, name_len)?;
                 let name = std::str::from_utf8(&name)
                     .map_err(|_| KvError::Invalid("store name is not UTF-8"))?;
                 memory::check(mem, &caller, handle_out, 4)?;
+                opened = name.to_string();
                 let handle = ctx(caller.data_mut()).open_store(name)?;
                 memory::write(mem, &mut caller, handle_out, &handle.to_le_bytes())
-            })())
+            })();
+            let kv = ctx(caller.data_mut());
+            kv.telemetry
+                .record_kv(&opened, "open", result_label(&result));
+            code(result)
         },
     )?;
 
@@ -108,7 +145,7 @@ pub fn add_to_linker<T: Send + 'static>(
               cap: i32,
               len_out: i32|
               -> i32 {
-            code((|| {
+            let result = (|| {
                 let mem = memory(&mut caller)?;
                 let key = memory::read(mem, &caller, key_ptr, key_len)?;
                 memory::check(mem, &caller, len_out, 4)?;
@@ -123,7 +160,8 @@ pub fn add_to_linker<T: Send + 'static>(
                     memory::write(mem, &mut caller, buf, &value)?;
                 }
                 Ok(())
-            })())
+            })();
+            ctx(caller.data_mut()).finish(h, "get", result)
         },
     )?;
 
@@ -131,7 +169,7 @@ pub fn add_to_linker<T: Send + 'static>(
         "wedge",
         "kv_exists",
         move |mut caller: Caller<'_, T>, h: i32, key_ptr: i32, key_len: i32| -> i32 {
-            code((|| {
+            let result = (|| {
                 let mem = memory(&mut caller)?;
                 let key = memory::read(mem, &caller, key_ptr, key_len)?;
                 let store = ctx(caller.data_mut()).store(h)?;
@@ -140,7 +178,8 @@ pub fn add_to_linker<T: Send + 'static>(
                 } else {
                     Err(KvError::NotFound)
                 }
-            })())
+            })();
+            ctx(caller.data_mut()).finish(h, "exists", result)
         },
     )?;
 
@@ -157,7 +196,7 @@ pub fn add_to_linker<T: Send + 'static>(
               cap: i32,
               out: i32|
               -> i32 {
-            code((|| {
+            let result = (|| {
                 let mem = memory(&mut caller)?;
                 let prefix = memory::read(mem, &caller, prefix_ptr, prefix_len)?;
                 let after = memory::read(mem, &caller, after_ptr, after_len)?;
@@ -191,7 +230,8 @@ pub fn add_to_linker<T: Send + 'static>(
                 summary[4..8].copy_from_slice(&count.to_le_bytes());
                 summary[8..].copy_from_slice(&u32::from(more).to_le_bytes());
                 memory::write(mem, &mut caller, out, &summary)
-            })())
+            })();
+            ctx(caller.data_mut()).finish(h, "list", result)
         },
     )?;
 
@@ -210,7 +250,8 @@ pub fn add_to_linker<T: Send + 'static>(
                     store.set(&key, &value)?;
                     Ok(kv.backend.clone())
                 })();
-                code(durable(applied).await)
+                let result = durable(applied).await;
+                ctx(caller.data_mut()).finish(h, "set", result)
             })
         },
     )?;
@@ -230,7 +271,8 @@ pub fn add_to_linker<T: Send + 'static>(
                     }
                     Ok(kv.backend.clone())
                 })();
-                code(durable(applied).await)
+                let result = durable(applied).await;
+                ctx(caller.data_mut()).finish(h, "delete", result)
             })
         },
     )?;
@@ -267,7 +309,8 @@ pub fn add_to_linker<T: Send + 'static>(
                     }
                     result.map(|_| ctx(caller.data_mut()).backend.clone())
                 })();
-                code(durable(outcome).await)
+                let result = durable(outcome).await;
+                ctx(caller.data_mut()).finish(h, "add", result)
             })
         },
     )?;
@@ -313,7 +356,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 };
-                code(result)
+                ctx(caller.data_mut()).finish(h, "cas", result)
             })
         },
     )?;

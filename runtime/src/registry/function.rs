@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::{Deployment, RolloutConfig};
 use crate::registry::Compiled;
-use crate::rollout::VersionStats;
+use crate::telemetry::VersionStats;
 
 /// One `functions/<name>/` directory, loaded. Immutable: a change builds a new one.
 pub struct Function {
@@ -75,6 +75,6 @@ pub struct Version {
     pub size: u64,
     /// The module, ready to instantiate.
     pub compiled: Compiled,
-    /// Requests and errors, in total and over the rollout window.
-    pub stats: VersionStats,
+    /// What its requests did; shared with every reload of the same label.
+    pub stats: Arc<VersionStats>,
 }

@@ -24,6 +24,7 @@ use crate::config::{
 use crate::engine::WasmEngine;
 use crate::metrics::CounterVec;
 use crate::router::{Snapshot, normalize_route};
+use crate::telemetry::Telemetry;
 use cache::ModuleCache;
 
 pub use function::{Function, Settings, Version};
@@ -61,6 +62,8 @@ pub struct Registry {
     failures: Mutex<BTreeMap<String, LoadFailure>>,
     /// Load failures since start, per function.
     failure_count: CounterVec,
+    /// Hands each version its statistics.
+    telemetry: Arc<Telemetry>,
 }
 
 /// One function's outcome in a reload.
@@ -72,9 +75,10 @@ enum Outcome {
 
 impl Registry {
     /// A registry over `config.functions.dir`, caching compiled code in `config.store.dir`.
-    pub fn new(engine: Arc<WasmEngine>, config: Config) -> Self {
+    pub fn new(engine: Arc<WasmEngine>, config: Config, telemetry: Arc<Telemetry>) -> Self {
         let cache = ModuleCache::new(&config.store.dir, &engine);
         Self {
+            telemetry,
             engine,
             cache,
             config,
@@ -279,7 +283,7 @@ impl Registry {
         let mut failures = Vec::new();
         for label in &labels {
             let path = dir.join(format!("{label}.wasm"));
-            match self.load_version(&path, label, old, stats) {
+            match self.load_version(name, &path, label, old, stats) {
                 Ok(v) => {
                     (label, &v.sha256).hash(&mut fingerprint);
                     versions.insert(label.clone(), v);
@@ -343,6 +347,7 @@ impl Registry {
     /// bytes are the same, and the compiled-module cache otherwise.
     fn load_version(
         &self,
+        function: &str,
         path: &Path,
         label: &str,
         old: Option<&Function>,
@@ -370,7 +375,7 @@ impl Registry {
             sha256,
             size: bytes.len() as u64,
             compiled,
-            stats: Default::default(),
+            stats: self.telemetry.version(function, label),
         }))
     }
 }

@@ -1,0 +1,204 @@
+//! Observability: metrics after known traffic, and structured JSON logs.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use wedge_test_harness::{examples, guests};
+
+use crate::node;
+
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// After known traffic, `/metrics` counts requests by status, traps by kind,
+/// swaps, rollbacks and key-value operations.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn metrics_count_known_traffic() {
+    let b = node()
+        .function("hello", examples::HELLO)
+        .function("t", guests::TRAP)
+        .function("slow", guests::SLEEPY)
+        .function_toml("slow", "timeout = \"200ms\"")
+        .function("s", guests::SWAP_A)
+        .example("inventory")
+        .version("r", "v1", guests::SWAP_A)
+        .version("r", "v2", guests::TRAP)
+        .function_toml(
+            "r",
+            "[rollout]\nauto_rollback = { max_error_rate = 0.1, min_requests = 5, window = \"10s\" }\n",
+        );
+    std::fs::write(
+        b.functions_dir().join("r/deployment.toml"),
+        "stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 100\n",
+    )
+    .unwrap();
+    let n = b.start();
+    for _ in 0..5 {
+        assert_eq!(n.get("/hello").await.status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(n.get("/t").await.status, 500);
+    }
+    for _ in 0..2 {
+        assert_eq!(n.get("/slow?ms=5000").await.status, 504);
+    }
+    assert_eq!(n.get("/nowhere").await.status, 404);
+    assert_eq!(
+        n.send(Method::PUT, "/inventory/sku", &[], Bytes::from_static(b"3"))
+            .await
+            .status,
+        200
+    );
+    // One swap: s gets new bytes.
+    let target = n.dir().join("functions/s/v1.wasm");
+    std::fs::copy(guests::SWAP_B, target.with_extension("up")).unwrap();
+    std::fs::rename(target.with_extension("up"), &target).unwrap();
+    // One rollback: r's canary always traps.
+    while !n
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("rolled back automatically"))
+    {
+        n.get("/r").await;
+    }
+    while n.get("/s").await.text() != "B" {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let metrics = n
+        .admin(Method::GET, "/metrics", None, Bytes::new())
+        .await
+        .text();
+    let expect = |series: &str, value: f64| {
+        assert_eq!(
+            sample(&metrics, series),
+            Some(value),
+            "{series} in:\n{metrics}"
+        );
+    };
+    expect(
+        "wedge_requests_total{function=\"hello\",version=\"v1\",status=\"200\"}",
+        5.0,
+    );
+    expect(
+        "wedge_requests_total{function=\"t\",version=\"v1\",status=\"500\"}",
+        3.0,
+    );
+    expect(
+        "wedge_requests_total{function=\"slow\",version=\"v1\",status=\"504\"}",
+        2.0,
+    );
+    expect(
+        "wedge_requests_total{function=\"\",version=\"\",status=\"404\"}",
+        1.0,
+    );
+    expect(
+        "wedge_guest_traps_total{function=\"t\",version=\"v1\",kind=\"trap\"}",
+        3.0,
+    );
+    expect(
+        "wedge_guest_traps_total{function=\"slow\",version=\"v1\",kind=\"timeout\"}",
+        2.0,
+    );
+    expect(
+        "wedge_guest_traps_total{function=\"hello\",version=\"v1\",kind=\"trap\"}",
+        0.0,
+    );
+    expect("wedge_module_swaps_total{function=\"s\"}", 1.0);
+    expect("wedge_rollbacks_total{function=\"r\"}", 1.0);
+    expect(
+        "wedge_kv_operations_total{store=\"inventory\",op=\"set\",result=\"ok\"}",
+        1.0,
+    );
+    expect(
+        "wedge_kv_operations_total{store=\"inventory\",op=\"open\",result=\"ok\"}",
+        1.0,
+    );
+    expect(
+        "wedge_request_duration_seconds_count{function=\"hello\",version=\"v1\"}",
+        5.0,
+    );
+    expect(
+        "wedge_request_duration_seconds_bucket{function=\"hello\",version=\"v1\",le=\"+Inf\"}",
+        5.0,
+    );
+    assert!(
+        metrics.contains("wedge_request_duration_seconds_bucket{function=\"hello\",version=\"v1\",le=\"0.00001\"}"),
+        "buckets resolve tens of microseconds"
+    );
+    expect(
+        "wedge_instantiate_duration_seconds_count{function=\"hello\"}",
+        5.0,
+    );
+    expect("wedge_inflight_requests", 0.0);
+    assert!(sample(&metrics, "wedge_module_load_failures_total{function=\"s\"}").is_none());
+}
+
+/// `--log-format json`: one JSON object per line; the access event of a request
+/// carries every field, and so do guest stderr lines.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn json_access_log() {
+    let n = node()
+        .server("region = \"eu-test-1\"")
+        .arg("--log-format")
+        .arg("json")
+        .function("chatty", guests::CHATTY)
+        .start();
+    let reply = n
+        .send(
+            Method::GET,
+            "/chatty?x=1",
+            &[("x-request-id", "json-req-42")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let line = n
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("\"wedge::access\"") && l.contains("json-req-42")
+        })
+        .expect("access event");
+    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    for field in [
+        "method",
+        "path",
+        "status",
+        "function",
+        "version",
+        "module_sha256",
+        "region",
+        "request_id",
+        "total_us",
+        "instantiate_us",
+        "guest_us",
+    ] {
+        assert!(event.get(field).is_some(), "{field} missing from {line}");
+    }
+    assert_eq!(event["method"], "GET");
+    assert_eq!(event["path"], "/chatty");
+    assert_eq!(event["status"], 200);
+    assert_eq!(event["function"], "chatty");
+    assert_eq!(event["version"], "v1");
+    assert_eq!(event["region"], "eu-test-1");
+    assert_eq!(event["module_sha256"].as_str().unwrap().len(), 12);
+    assert!(event["total_us"].as_u64().unwrap() >= event["guest_us"].as_u64().unwrap());
+
+    let stderr_line = n
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("first line from the guest")
+        })
+        .unwrap();
+    let guest: serde_json::Value = serde_json::from_str(&stderr_line).expect(&stderr_line);
+    assert_eq!(guest["function"], "chatty");
+    assert_eq!(guest["version"], "v1");
+    assert_eq!(guest["request_id"], "json-req-42");
+    assert_eq!(guest["region"], "eu-test-1");
+    for l in n.log_lines() {
+        serde_json::from_str::<serde_json::Value>(&l)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    }
+}
