@@ -1,6 +1,5 @@
 //! The incoming request, read from the WAGI environment and stdin.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use crate::percent_decode;
@@ -8,7 +7,9 @@ use crate::percent_decode;
 /// An HTTP request as wedge hands it to a handler.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    env: HashMap<String, String>,
+    /// The WAGI variables. A few dozen at most, so a vector searched in order is
+    /// cheaper than hashing them (which would also cost a random seed per run).
+    env: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -33,7 +34,7 @@ impl Request {
     /// assert_eq!(req.header("x-user-id"), Some("7"));
     /// ```
     pub fn from_parts(vars: impl IntoIterator<Item = (String, String)>, body: Vec<u8>) -> Self {
-        let env: HashMap<String, String> = vars.into_iter().collect();
+        let env: Vec<(String, String)> = vars.into_iter().collect();
         let mut headers: Vec<(String, String)> = env
             .iter()
             .filter_map(|(k, v)| {
@@ -45,7 +46,7 @@ impl Request {
             ("CONTENT_TYPE", "content-type"),
             ("CONTENT_LENGTH", "content-length"),
         ] {
-            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+            if let Some((_, v)) = env.iter().find(|(k, v)| k == var && !v.is_empty()) {
                 headers.push((name.to_string(), v.clone()));
             }
         }
@@ -54,7 +55,7 @@ impl Request {
     }
 
     fn var(&self, name: &str) -> &str {
-        self.env.get(name).map(String::as_str).unwrap_or("")
+        self.env(name).unwrap_or("")
     }
 
     /// `GET`, `POST`, ...
@@ -167,6 +168,9 @@ impl Request {
 
     /// Any other variable: a static `env` entry from `function.toml`, say.
     pub fn env(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str)
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -4,6 +4,7 @@
 //! - `hello`: `GET /hello` from `examples/hello`.
 //! - `inventory`: durable reservations, `POST /inventory/sku-N/reserve?qty=1`
 //!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
+//! - `fifty`: hello with 50 functions loaded, each on its own route.
 //!
 //! Options: `--duration 10s`, `--connections 32`, `--threads 2`.
 
@@ -60,8 +61,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let scenarios: &[&str] = match options.scenario.as_str() {
         "hello" => &["hello"],
         "inventory" => &["inventory"],
-        "all" => &["hello", "inventory"],
-        other => return Err(format!("unknown scenario {other} (hello, inventory, all)")),
+        "fifty" => &["fifty"],
+        "all" => &["hello", "inventory", "fifty"],
+        other => {
+            return Err(format!(
+                "unknown scenario {other} (hello, inventory, fifty, all)"
+            ));
+        }
     };
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk is not installed (apt-get install wrk)".into());
@@ -103,6 +109,23 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 let url = format!("http://127.0.0.1:{}/hello", wedge.1);
                 wait_ready(&url)?;
                 rows.push(("wedge examples/hello".into(), wrk(&options, &url, None)?));
+            }
+            "fifty" => {
+                let wedge = start_wedge_with("fifty", "sync", |functions| {
+                    let hello = functions.join("hello/v1.wasm");
+                    for i in 1..=45 {
+                        let dir = functions.join(format!("hello{i:02}"));
+                        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                        std::fs::copy(&hello, dir.join("v1.wasm")).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })?;
+                let url = format!("http://127.0.0.1:{}/hello45", wedge.1);
+                wait_ready(&url)?;
+                rows.push((
+                    "wedge hello, 50 functions".into(),
+                    wrk(&options, &url, None)?,
+                ));
             }
             _ => {
                 for durability in ["sync", "periodic"] {
@@ -148,10 +171,20 @@ end
 
 /// Starts a release wedge over the examples with `durability`; returns it and its port.
 fn start_wedge(name: &str, durability: &str) -> Result<(Server, u16), String> {
+    start_wedge_with(name, durability, |_| Ok(()))
+}
+
+/// Like [`start_wedge`], with `extra` adding to the functions directory first.
+fn start_wedge_with(
+    name: &str,
+    durability: &str,
+    extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(Server, u16), String> {
     let port = free_port()?;
     let dir = root().join("target/bench").join(name);
     let _ = std::fs::remove_dir_all(dir.join("data"));
     let config = lay_out_examples(&dir, &format!("127.0.0.1:{port}"))?;
+    extra(&dir.join("functions"))?;
     let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
     text = text.replace(
         "[store]\n",

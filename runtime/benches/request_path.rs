@@ -1,0 +1,99 @@
+//! The per-request path for `examples/hello`, without HTTP: build the WAGI
+//! environment, instantiate from the pre-linked module, run `_start`, parse the
+//! CGI output. `cargo bench -p wedge --bench request_path`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use wedge::config::Durability;
+use wedge::engine::WasmEngine;
+use wedge::instance::{self, Invocation};
+use wedge::kv::KvCtx;
+use wedge::kv::sled::SledBackend;
+use wedge::registry::{Settings, Version, loader};
+use wedge::stdio::GuestLog;
+use wedge::telemetry::Telemetry;
+use wedge::wagi::{self, RequestInfo};
+
+/// The allocator the `wedge` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn request_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = WasmEngine::new(64).unwrap();
+    let bytes = std::fs::read(wedge_test_harness::examples::HELLO).unwrap();
+    let (compiled, _) = loader::compile(&engine, None, &bytes).unwrap();
+    let telemetry = Arc::new(Telemetry::default());
+    let version = Version {
+        label: "v1".into(),
+        sha256: loader::sha256_hex(&bytes),
+        short_sha: "bench".into(),
+        size: bytes.len() as u64,
+        compiled,
+        stats: telemetry.version("hello", "v1"),
+    };
+    let settings = Settings {
+        timeout: Duration::from_secs(5),
+        memory: 64 << 20,
+        max_response: 16 << 20,
+        kv: vec!["hello".to_string()].into(),
+        env: Vec::new(),
+    };
+    let store_dir = tempfile::tempdir().unwrap();
+    let kv = Arc::new(
+        SledBackend::open(
+            store_dir.path(),
+            Durability::Periodic,
+            Duration::from_secs(1),
+        )
+        .unwrap(),
+    );
+    let (parts, ()) = http::Request::get("/hello")
+        .header("host", "127.0.0.1:8080")
+        .header("user-agent", "wrk")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let (function, label, id): (Arc<str>, Arc<str>, Arc<str>) =
+        ("hello".into(), "v1".into(), "bench".into());
+
+    c.bench_function("hello: environment, instantiate, run, parse", |b| {
+        b.iter(|| {
+            let info = RequestInfo {
+                parts: &parts,
+                route: "/hello",
+                peer: "127.0.0.1:50000".parse().unwrap(),
+                local: "127.0.0.1:8080".parse().unwrap(),
+                body_len: 0,
+                function: &function,
+                version: &label,
+                request_id: &id,
+            };
+            let invocation = Invocation {
+                env: wagi::environment(&info, &settings.env),
+                args: wagi::arguments(&parts),
+                stdin: Bytes::new(),
+                log: GuestLog::new(function.clone(), label.clone(), id.clone()),
+                deadline: tokio::time::Instant::now() + settings.timeout,
+                kv: KvCtx::new(kv.clone(), settings.kv.clone(), telemetry.clone()),
+            };
+            let (response, _) =
+                runtime.block_on(instance::run(&engine, &version, &settings, invocation));
+            black_box(response.unwrap().body)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = request_path
+}
+criterion_main!(benches);
