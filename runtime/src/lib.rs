@@ -103,6 +103,7 @@ pub async fn serve(
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || registry.load_all()).await?
     };
+    control::release_compiler_memory();
     tracing::info!(
         target: "wedge::registry",
         functions = snapshot.functions().count(),

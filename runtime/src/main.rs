@@ -162,7 +162,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// mimalloc's option for committing whole arenas up front. Left on, an idle node
+/// is resident at 54 MiB instead of 17 MiB. mimalloc reads it from the
+/// environment before `main` runs, so `serve` sets it and starts itself again
+/// (same process id) unless the operator has chosen a value.
+const EAGER_COMMIT: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+
+fn commit_memory_lazily() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(EAGER_COMMIT).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(EAGER_COMMIT, "0")
+        .exec();
+    // Only reached when exec failed: serve as we are, with eager commit.
+    eprintln!("note: cannot restart with {EAGER_COMMIT}=0 ({err}); continuing");
+}
+
 fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
+    commit_memory_lazily();
     let config = if !config_path.exists() && config_path == Path::new("wedge.toml") {
         Config::parse("", config_path, Path::new("."))?
     } else {

@@ -202,3 +202,30 @@ pub async fn json_access_log() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
     }
 }
+
+/// An idle node restarted with the examples loaded (their compiled code from the
+/// cache) stays small: allocator arenas are committed as they are used, not up
+/// front. (A first start that compiles keeps more: see docs/performance.md.)
+#[tokio::test(flavor = "multi_thread")]
+pub async fn idle_memory_after_a_restart_stays_small() {
+    let mut n = node()
+        .example("hello")
+        .example("inventory")
+        .example("plain")
+        .example("rules")
+        .example("session")
+        .start();
+    n.terminate();
+    n.wait_exit(Duration::from_secs(10)).expect("exits");
+    n.restart();
+    assert_eq!(n.get("/hello").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    eprintln!("idle RSS after a restart with the examples loaded: {rss_kib} KiB");
+    assert!(rss_kib < 40 * 1024, "idle RSS {rss_kib} KiB");
+}

@@ -305,6 +305,11 @@ impl Node {
         None
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("running").id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child().try_wait().unwrap().is_none()
