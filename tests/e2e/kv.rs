@@ -322,7 +322,7 @@ pub async fn sigterm_flushes_the_store() {
         .start();
     assert_eq!(put(&n, "/inventory/kept", "41").await.status, 200);
     n.terminate();
-    let status = n.wait_exit(Duration::from_secs(10)).expect("exits");
+    let status = n.expect_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     n.wait_for_log(Duration::from_secs(1), |l| {
         l.contains("key-value store flushed")

@@ -174,7 +174,7 @@ pub async fn failing_canary_rolls_back() {
         assert_eq!(n.get("/f").await.text(), "A");
     }
     n.terminate();
-    n.wait_exit(Duration::from_secs(10)).unwrap();
+    n.expect_exit(Duration::from_secs(10));
     n.restart();
     for _ in 0..50 {
         assert_eq!(

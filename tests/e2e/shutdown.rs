@@ -26,7 +26,7 @@ pub async fn in_flight_request_completes_across_sigterm() {
     let reply = in_flight.await.unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("slept 1500ms\n"), "{reply}");
-    let status = n.wait_exit(Duration::from_secs(10)).expect("wedge exits");
+    let status = n.expect_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

@@ -190,7 +190,7 @@ pub async fn restart_compiles_nothing() {
         "{first}"
     );
     n.terminate();
-    n.wait_exit(Duration::from_secs(10)).unwrap();
+    n.expect_exit(Duration::from_secs(10));
     n.restart();
     let second = n
         .wait_for_log(Duration::from_secs(5), |l| l.contains("functions loaded"))

@@ -310,6 +310,18 @@ impl Node {
         self.process.as_ref().expect("running").id()
     }
 
+    /// Waits for the process to exit; panics with the end of its log if it does not.
+    pub fn expect_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_exit(timeout) {
+            Some(status) => status,
+            None => {
+                let lines = self.log_lines();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                panic!("wedge did not exit within {timeout:?}; last log lines:\n{tail}");
+            }
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child().try_wait().unwrap().is_none()
