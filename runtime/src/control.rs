@@ -168,14 +168,15 @@ impl Control {
             .get(name)
             .and_then(|f| f.versions.get(label).cloned())
             .ok_or_else(|| {
-                let why = self
-                    .registry
-                    .failures()
-                    .remove(name)
-                    .map(|f| f.message)
-                    .unwrap_or_else(|| "the version did not load".into());
-                ControlError::Invalid(why)
+                ControlError::Invalid(self.failure_message(name, "the version did not load"))
             })
+    }
+
+    /// Why function `name`'s last change did not load, or `fallback`.
+    fn failure_message(&self, name: &str, fallback: &str) -> String {
+        self.registry
+            .failure(name)
+            .map_or_else(|| fallback.to_string(), |f| f.message)
     }
 
     fn function(&self, name: &str) -> Result<Arc<Function>, ControlError> {
@@ -228,13 +229,9 @@ impl Control {
             .map(|f| f.deployment.clone())
             .ok_or_else(|| ControlError::NoFunction(function.name.to_string()))?;
         if serving != deployment {
-            let why = self
-                .registry
-                .failures()
-                .remove(&*function.name)
-                .map(|f| f.message)
-                .unwrap_or_else(|| "the change did not load".into());
-            return Err(ControlError::Invalid(why));
+            return Err(ControlError::Invalid(
+                self.failure_message(&function.name, "the change did not load"),
+            ));
         }
         Ok(serving)
     }

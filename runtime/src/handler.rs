@@ -81,7 +81,6 @@ struct Served {
     function: Option<Arc<str>>,
     version: Option<Arc<Version>>,
     timing: Timing,
-    instantiated: bool,
     trap: Option<TrapKind>,
 }
 
@@ -167,12 +166,15 @@ impl App {
         }
         let version = served.version.as_deref();
         let status = response.status().as_u16();
+        let total = started.elapsed();
         match version {
             Some(v) => {
                 v.stats.record(Outcome {
                     status,
-                    total: started.elapsed(),
-                    instantiate: served.instantiated.then_some(served.timing.instantiate),
+                    total,
+                    // Zero when no instance was created (refused before, or failed to).
+                    instantiate: (!served.timing.instantiate.is_zero())
+                        .then_some(served.timing.instantiate),
                     trap: served.trap,
                 });
                 if status >= 500 {
@@ -190,7 +192,7 @@ impl App {
             version = %version.map(|v| &*v.label).unwrap_or(""),
             module_sha256 = %version.map(|v| &*v.short_sha).unwrap_or(""),
             request_id = %request_id,
-            total_us = started.elapsed().as_micros() as u64,
+            total_us = total.as_micros() as u64,
             instantiate_us = served.timing.instantiate.as_micros() as u64,
             guest_us = served.timing.guest.as_micros() as u64,
         );
@@ -254,7 +256,6 @@ impl App {
         let (result, timing) =
             instance::run(&self.engine, &version, &function.settings, invocation).await;
         served.timing = timing;
-        served.instantiated = !timing.instantiate.is_zero();
         if let Err(RunError::Failed { kind, .. }) = &result {
             served.trap = Some(*kind);
         }

@@ -10,7 +10,7 @@
 //! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
 //! - [`handler`]: the request path: admission, routing, body, guest run, access log.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
-//! - [`rollout`]: version choice per request and per-version error windows.
+//! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
 //!   its watcher reloads what changes.
 //! - [`control`]: reload and swap, one at a time, for the watcher and the admin API.
@@ -104,9 +104,10 @@ pub async fn serve(
         tokio::task::spawn_blocking(move || registry.load_all()).await?
     };
     control::release_compiler_memory();
+    let functions = snapshot.functions().count();
     tracing::info!(
         target: "wedge::registry",
-        functions = snapshot.functions().count(),
+        functions,
         compiled = stats.compiled,
         cached = stats.cached,
         failures = registry.failures().len(),
@@ -123,7 +124,6 @@ pub async fn serve(
         })
         .await??
     };
-    let functions = snapshot.functions().count();
     let app = Arc::new(App::new(
         engine,
         kv.clone(),

@@ -12,7 +12,7 @@ use crate::config::Deployment;
 use crate::control::{Control, ControlError};
 use crate::error::Body;
 use crate::kv::KvError;
-use crate::registry::Function;
+use crate::registry::{Function, LoadFailure};
 
 /// Largest module an upload may carry.
 const MAX_MODULE: usize = 128 << 20;
@@ -41,7 +41,9 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Res
             match control.upload(name, label, bytes.to_vec()).await {
                 Ok(v) => {
                     let snapshot = control.app().snapshot();
-                    let f = snapshot.get(name).map(|f| describe(control, f));
+                    let f = snapshot
+                        .get(name)
+                        .map(|f| describe(f, control.registry().failure(name)));
                     json(
                         StatusCode::OK,
                         &json!({ "function": name, "label": &*v.label, "sha256": v.sha256, "size": v.size, "state": f }),
@@ -100,10 +102,7 @@ fn functions(control: &Control) -> Response<Body> {
     let mut failures = control.registry().failures();
     let mut list: Vec<serde_json::Value> = snapshot
         .functions()
-        .map(|f| {
-            failures.remove(&*f.name);
-            describe(control, f)
-        })
+        .map(|f| describe(f, failures.remove(&*f.name)))
         .collect();
     // Functions that failed before they ever loaded.
     for (name, failure) in failures {
@@ -116,7 +115,7 @@ fn functions(control: &Control) -> Response<Body> {
     json(StatusCode::OK, &json!({ "functions": list }))
 }
 
-fn describe(control: &Control, f: &Function) -> serde_json::Value {
+fn describe(f: &Function, last_error: Option<LoadFailure>) -> serde_json::Value {
     let versions: Vec<serde_json::Value> = f
         .labels
         .iter()
@@ -129,11 +128,8 @@ fn describe(control: &Control, f: &Function) -> serde_json::Value {
             None => json!({ "label": label, "loaded": false }),
         })
         .collect();
-    let last_error = control
-        .registry()
-        .failures()
-        .remove(&*f.name)
-        .map(|e| json!({ "path": e.path.display().to_string(), "message": e.message }));
+    let last_error =
+        last_error.map(|e| json!({ "path": e.path.display().to_string(), "message": e.message }));
     json!({
         "name": &*f.name,
         "loaded": true,

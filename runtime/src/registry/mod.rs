@@ -99,6 +99,15 @@ impl Registry {
         loader::compile(&self.engine, Some(&self.cache), bytes).map(|_| ())
     }
 
+    /// The latest load failure of function `name`, if it has one.
+    pub fn failure(&self, name: &str) -> Option<LoadFailure> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     /// The latest load failure of each function that has one.
     pub fn failures(&self) -> BTreeMap<String, LoadFailure> {
         self.failures
