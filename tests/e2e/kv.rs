@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
-use wedge_test_harness::{Node, guests, raw_request};
+use wedge_test_harness::{Node, guests, raw_call};
 
 use crate::node;
 
@@ -64,13 +64,7 @@ pub async fn inventory_interface() {
 }
 
 async fn reserve_status(addr: std::net::SocketAddr, sku: &str) -> (u16, String) {
-    let req = format!(
-        "POST /inventory/{sku}/reserve?qty=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let reply = raw_request(addr, req.as_bytes(), Duration::from_secs(30)).await;
-    let status = reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    raw_call(addr, "POST", &format!("/inventory/{sku}/reserve?qty=1")).await
 }
 
 fn remaining(body: &str) -> i64 {

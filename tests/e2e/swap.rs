@@ -6,17 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use wedge_test_harness::{Node, examples, guests, raw_request};
+use wedge_test_harness::{Node, examples, guests, raw_call};
 
 use crate::node;
 
 /// The body of `GET path`, or the whole reply when it is not a 200.
 async fn body(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let reply = raw_request(addr, req.as_bytes(), Duration::from_secs(10)).await;
-    match reply.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
-        _ => Err(reply),
+    match raw_call(addr, "GET", path).await {
+        (200, body) => Ok(body),
+        (status, body) => Err(format!("{status}: {body}")),
     }
 }
 

@@ -136,11 +136,23 @@ pub async fn raw_request(addr: SocketAddr, bytes: &[u8], idle: Duration) -> Stri
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `GET path` on a fresh connection with `Connection: close`; the status code,
-/// or 0 when no response came within 30 seconds. Needs no `Node`, so it can run
-/// in spawned tasks.
-pub async fn get_status(addr: SocketAddr, path: &str) -> u16 {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+/// `method path` with an empty body on a fresh connection with `Connection:
+/// close`: the status and the body, or status 0 when no response came within 30
+/// seconds. Needs no `Node`, so it can run in spawned tasks.
+pub async fn raw_call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     let reply = raw_request(addr, req.as_bytes(), Duration::from_secs(30)).await;
-    reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+    let status = reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// The status of `GET path`, as [`raw_call`] gets it.
+pub async fn get_status(addr: SocketAddr, path: &str) -> u16 {
+    raw_call(addr, "GET", path).await.0
 }

@@ -5,7 +5,7 @@
 mod http_client;
 mod node;
 
-pub use http_client::{Reply, get_status, raw_request};
+pub use http_client::{Reply, get_status, raw_call, raw_request};
 pub use node::{Node, NodeBuilder};
 
 include!(concat!(env!("OUT_DIR"), "/wasm.rs"));
