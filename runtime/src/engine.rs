@@ -13,9 +13,11 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
     ResourceLimiter,
 };
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::config::MAX_MEMORY;
+use crate::guest_io::{self, GuestIo};
 use crate::kv::{self, KvCtx};
 
 /// How often the epoch advances. A running guest yields to the async executor at
@@ -31,12 +33,33 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Per-request state inside a wasmtime `Store`.
 pub struct Host {
-    /// The WASI preview 1 context: environment, argv, stdio pipes.
-    pub wasi: WasiP1Ctx,
+    /// argv, environment and standard streams, served by [`guest_io`].
+    pub io: GuestIo,
+    /// wasmtime-wasi's context for every other WASI call, built on the first.
+    wasi: Option<WasiP1Ctx>,
     /// The memory cap of the function being served.
     pub limits: GuestLimits,
     /// The key-value stores this request may open.
     pub kv: KvCtx,
+}
+
+impl Host {
+    /// The state of one request.
+    pub fn new(io: GuestIo, limits: GuestLimits, kv: KvCtx) -> Self {
+        Self {
+            io,
+            wasi: None,
+            limits,
+            kv,
+        }
+    }
+
+    /// wasmtime-wasi's context: no preopens, stdin closed, stdout and stderr
+    /// discarded (the calls that reach a request's streams are [`guest_io`]'s).
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        self.wasi
+            .get_or_insert_with(|| WasiCtxBuilder::new().build_p1())
+    }
 }
 
 /// Enforces a function's memory cap; growing past it is a trap, not a failed grow.
@@ -134,7 +157,8 @@ impl WasmEngine {
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |host: &mut Host| &mut host.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, Host::wasi)?;
+        guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
         kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

@@ -7,10 +7,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
-use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
+use crate::guest_io::{CStrings, GuestIo};
 use crate::kv::KvCtx;
 use crate::registry::{Settings, Version};
 use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
@@ -19,9 +18,9 @@ use crate::wagi::{self, GuestResponse, MalformedResponse};
 /// Everything the guest gets for one request.
 pub struct Invocation {
     /// The guest's environment.
-    pub env: Vec<(String, String)>,
+    pub env: CStrings,
     /// The guest's argv.
-    pub args: Vec<String>,
+    pub args: CStrings,
     /// The request body, read on stdin.
     pub stdin: Bytes,
     /// Tags the guest's stderr lines.
@@ -98,21 +97,17 @@ pub async fn run(
     settings: &Settings,
     inv: Invocation,
 ) -> (Result<GuestResponse, RunError>, Timing) {
-    let stdout = ResponseBuffer::new(settings.max_response);
-    let wasi = WasiCtxBuilder::new()
-        .stdin(MemoryInputPipe::new(inv.stdin))
-        .stdout(stdout.clone())
-        .stderr(inv.log)
-        .envs(&inv.env)
-        .args(&inv.args)
-        .build_p1();
+    let io = GuestIo {
+        args: inv.args,
+        env: inv.env,
+        stdin: inv.stdin,
+        stdin_read: 0,
+        stdout: ResponseBuffer::new(settings.max_response),
+        stderr: inv.log,
+    };
     let mut store = Store::new(
         engine.engine(),
-        Host {
-            wasi,
-            limits: GuestLimits::new(settings.memory),
-            kv: inv.kv,
-        },
+        Host::new(io, GuestLimits::new(settings.memory), inv.kv),
     );
     store.limiter(|host| &mut host.limits);
     // Every tick the guest yields to the executor; the timeout below does the rest.
@@ -134,10 +129,10 @@ pub async fn run(
     })
     .await;
     timing.guest = started.elapsed().saturating_sub(timing.instantiate);
-    let memory_exceeded = store.data().limits.exceeded();
-    drop(store);
-    let overflowed = stdout.overflowed();
-    let output = stdout.into_bytes();
+    let host = store.into_data();
+    let memory_exceeded = host.limits.exceeded();
+    let overflowed = host.io.stdout.overflowed();
+    let output = host.io.stdout.into_bytes();
 
     let result = match outcome {
         Err(_elapsed) => Err(RunError::Failed {

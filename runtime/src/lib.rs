@@ -17,6 +17,8 @@
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
+//! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
+//!   exit), served from the request's buffers.
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
 //! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit.
 //! - [`error`]: statuses the host answers with itself.
@@ -32,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod error;
+pub mod guest_io;
 pub mod handler;
 pub mod instance;
 pub mod kv;

@@ -1,18 +1,9 @@
 //! A guest's standard streams: stdout collected for the CGI response under the
 //! function's `max_response` cap, and stderr turned into one log event per line.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWrite;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
-
-/// Most a single guest write may carry; the cap is enforced on the total.
-const WRITE_PERMIT: usize = 64 << 10;
 
 /// The trap raised when a guest writes more than its function's `max_response`.
 #[derive(Debug, thiserror::Error)]
@@ -24,15 +15,9 @@ pub struct ResponseTooLarge {
 
 /// Collects what the guest writes to stdout. Writing past the cap traps the
 /// guest at once, so a runaway writer stops costing CPU and memory.
-#[derive(Clone)]
 pub struct ResponseBuffer {
-    collected: Arc<Mutex<Collected>>,
-    cap: usize,
-}
-
-#[derive(Default)]
-struct Collected {
     buf: BytesMut,
+    cap: usize,
     overflowed: bool,
 }
 
@@ -40,101 +25,30 @@ impl ResponseBuffer {
     /// A buffer that accepts at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
         Self {
-            collected: Arc::default(),
+            buf: BytesMut::new(),
             cap,
+            overflowed: false,
         }
     }
 
     /// Whether the guest tried to write past the cap.
     pub fn overflowed(&self) -> bool {
-        self.lock().overflowed
+        self.overflowed
     }
 
-    /// Takes the collected bytes; without a copy once the guest's store is gone.
+    /// The collected bytes.
     pub fn into_bytes(self) -> Bytes {
-        match Arc::try_unwrap(self.collected) {
-            Ok(m) => m
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .buf
-                .freeze(),
-            Err(shared) => {
-                let guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-                Bytes::copy_from_slice(&guard.buf)
-            }
-        }
+        self.buf.freeze()
     }
 
-    fn append(&self, bytes: &[u8]) -> Result<(), ResponseTooLarge> {
-        let mut collected = self.lock();
-        if collected.buf.len() + bytes.len() > self.cap {
-            collected.overflowed = true;
+    /// Appends one write, or refuses all of it when it would go past the cap.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), ResponseTooLarge> {
+        if self.buf.len() + bytes.len() > self.cap {
+            self.overflowed = true;
             return Err(ResponseTooLarge { cap: self.cap });
         }
-        collected.buf.extend_from_slice(bytes);
+        self.buf.extend_from_slice(bytes);
         Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
-        self.collected.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl IsTerminal for ResponseBuffer {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for ResponseBuffer {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for ResponseBuffer {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for ResponseBuffer {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.append(&bytes)
-            .map_err(|e| StreamError::Trap(wasmtime::Error::new(e)))
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_PERMIT)
-    }
-}
-
-impl AsyncWrite for ResponseBuffer {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(
-            self.append(buf)
-                .map(|()| buf.len())
-                .map_err(|e| io::Error::new(io::ErrorKind::FileTooLarge, e)),
-        )
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -143,60 +57,33 @@ const MAX_LINE: usize = 4096;
 /// Stderr bytes logged per request; the rest is dropped so a chatty guest cannot flood the log.
 const MAX_STDERR: usize = 64 << 10;
 
-/// Who wrote a stderr line, attached to every event it becomes.
-#[derive(Clone)]
+/// Splits a guest's stderr into lines and logs each one, tagged with the
+/// function, version and request that wrote it. A last line without a newline
+/// is logged when the logger drops.
 pub struct GuestLog {
     function: Arc<str>,
     version: Arc<str>,
     request_id: Arc<str>,
-}
-
-impl GuestLog {
-    /// Tags for the stderr of one request.
-    pub fn new(function: Arc<str>, version: Arc<str>, request_id: Arc<str>) -> Self {
-        Self {
-            function,
-            version,
-            request_id,
-        }
-    }
-}
-
-impl IsTerminal for GuestLog {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for GuestLog {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineLogger::new(self.clone()))
-    }
-
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineLogger::new(self.clone()))
-    }
-}
-
-/// Splits stderr into lines and logs each one, tagged with its request.
-struct LineLogger {
-    tags: GuestLog,
     line: Vec<u8>,
     logged: usize,
     truncated: bool,
 }
 
-impl LineLogger {
-    fn new(tags: GuestLog) -> Self {
+impl GuestLog {
+    /// The stderr logger of one request.
+    pub fn new(function: Arc<str>, version: Arc<str>, request_id: Arc<str>) -> Self {
         Self {
-            tags,
+            function,
+            version,
+            request_id,
             line: Vec::new(),
             logged: 0,
             truncated: false,
         }
     }
 
-    fn push(&mut self, mut bytes: &[u8]) {
+    /// Takes one write to stderr.
+    pub fn push(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.logged + self.line.len() >= MAX_STDERR {
                 if !self.truncated {
@@ -234,58 +121,19 @@ impl LineLogger {
     fn emit_line_text(&self, text: &str) {
         tracing::info!(
             target: "wedge::guest",
-            function = %self.tags.function,
-            version = %self.tags.version,
-            request_id = %self.tags.request_id,
+            function = %self.function,
+            version = %self.version,
+            request_id = %self.request_id,
             "{text}"
         );
     }
 }
 
-impl Drop for LineLogger {
+impl Drop for GuestLog {
     fn drop(&mut self) {
         if !self.line.is_empty() && !self.truncated {
             self.emit();
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for LineLogger {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for LineLogger {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.push(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_PERMIT)
-    }
-}
-
-impl AsyncWrite for LineLogger {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.push(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -295,7 +143,7 @@ mod tests {
 
     #[test]
     fn response_buffer_enforces_its_cap() {
-        let buf = ResponseBuffer::new(8);
+        let mut buf = ResponseBuffer::new(8);
         assert!(buf.append(b"12345").is_ok());
         assert!(buf.append(b"678").is_ok());
         assert!(buf.append(b"9").is_err());

@@ -1,13 +1,16 @@
 //! WAGI, CGI over WASI: an HTTP request becomes environment, argv and stdin for the
 //! guest, and what the guest writes to stdout becomes the HTTP response.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode, Version};
 use percent_encoding::percent_decode_str;
+
+use crate::guest_io::CStrings;
 
 /// What the host knows about a request beyond its head.
 pub struct RequestInfo<'a> {
@@ -38,122 +41,118 @@ pub fn raw_path_info<'p>(path: &'p str, route: &str) -> &'p str {
 
 /// The guest's environment: the function's static `env` first, then the request
 /// variables, which win over a static entry of the same name.
-pub fn environment(
-    info: &RequestInfo<'_>,
-    static_env: &[(String, String)],
-) -> Vec<(String, String)> {
+pub fn environment(info: &RequestInfo<'_>, static_env: &[(String, String)]) -> CStrings {
     let parts = info.parts;
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     let raw_info = raw_path_info(path, info.route);
     let host = host_of(parts);
     let (server_name, _) = split_host_port(host.unwrap_or(""));
-    let server_name = if server_name.is_empty() {
-        info.local.ip().to_string()
-    } else {
-        server_name.to_string()
-    };
-    let authority = host
-        .map(str::to_string)
-        .unwrap_or_else(|| info.local.to_string());
 
-    let mut vars: Vec<(String, String)> = Vec::with_capacity(24 + parts.headers.keys_len());
-    let mut set = |k: &str, v: String| vars.push((k.to_string(), v));
-    set("REQUEST_METHOD", parts.method.as_str().to_string());
-    set(
+    let mut vars = CStrings::with_capacity(640 + 2 * (path.len() + query.len()));
+    vars.push_var("REQUEST_METHOD", parts.method.as_str());
+    vars.push_var(
         "PATH_INFO",
-        percent_decode_str(raw_info)
-            .decode_utf8_lossy()
-            .into_owned(),
+        &percent_decode_str(raw_info).decode_utf8_lossy(),
     );
-    set("X_RAW_PATH_INFO", raw_info.to_string());
-    set("QUERY_STRING", query.to_string());
-    set("SCRIPT_NAME", info.route.to_string());
-    set("X_MATCHED_ROUTE", info.route.to_string());
-    let mut full_url = String::with_capacity(8 + authority.len() + path.len() + query.len());
-    let _ = write!(full_url, "http://{authority}{path}");
-    if !query.is_empty() {
-        full_url.push('?');
-        full_url.push_str(query);
+    vars.push_var("X_RAW_PATH_INFO", raw_info);
+    vars.push_var("QUERY_STRING", query);
+    vars.push_var("SCRIPT_NAME", info.route);
+    vars.push_var("X_MATCHED_ROUTE", info.route);
+    let url = vars.begin_var(*b"X_FULL_URL");
+    url.extend_from_slice(b"http://");
+    match host {
+        Some(h) => url.extend_from_slice(h.as_bytes()),
+        None => {
+            let _ = write!(url, "{}", info.local);
+        }
     }
-    set("X_FULL_URL", full_url);
-    set("SERVER_NAME", server_name);
-    set("SERVER_PORT", info.local.port().to_string());
-    set("SERVER_PROTOCOL", protocol(parts.version).to_string());
-    set(
+    url.extend_from_slice(path.as_bytes());
+    if !query.is_empty() {
+        url.push(b'?');
+        url.extend_from_slice(query.as_bytes());
+    }
+    vars.end();
+    if server_name.is_empty() {
+        vars.push_var_display("SERVER_NAME", info.local.ip());
+    } else {
+        vars.push_var("SERVER_NAME", server_name);
+    }
+    vars.push_var_display("SERVER_PORT", info.local.port());
+    vars.push_var("SERVER_PROTOCOL", protocol(parts.version));
+    vars.push_var(
         "SERVER_SOFTWARE",
-        concat!("wedge/", env!("CARGO_PKG_VERSION")).to_string(),
+        concat!("wedge/", env!("CARGO_PKG_VERSION")),
     );
-    set("REMOTE_ADDR", info.peer.ip().to_string());
-    set("REMOTE_HOST", info.peer.ip().to_string());
-    set("CONTENT_LENGTH", info.body_len.to_string());
-    set(
+    vars.push_var_display("REMOTE_ADDR", info.peer.ip());
+    vars.push_var_display("REMOTE_HOST", info.peer.ip());
+    vars.push_var_display("CONTENT_LENGTH", info.body_len);
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    vars.push_var(
         "CONTENT_TYPE",
-        parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default(),
+        &content_type.map_or(Cow::Borrowed(""), |v| String::from_utf8_lossy(v.as_bytes())),
     );
-    set("GATEWAY_INTERFACE", "CGI/1.1".to_string());
-    set("WEDGE_FUNCTION", info.function.to_string());
-    set("WEDGE_VERSION", info.version.to_string());
-    set("WEDGE_REQUEST_ID", info.request_id.to_string());
+    vars.push_var("GATEWAY_INTERFACE", "CGI/1.1");
+    vars.push_var("WEDGE_FUNCTION", info.function);
+    vars.push_var("WEDGE_VERSION", info.version);
+    vars.push_var("WEDGE_REQUEST_ID", info.request_id);
     header_variables(&parts.headers, &mut vars);
 
     if static_env.is_empty() {
         return vars;
     }
-    let mut env = Vec::with_capacity(static_env.len() + vars.len());
-    env.extend(
-        static_env
-            .iter()
-            .filter(|(k, _)| !vars.iter().any(|(rk, _)| rk == k))
-            .cloned(),
-    );
-    env.append(&mut vars);
+    let mut env = CStrings::with_capacity(vars.len() + 64 * static_env.len());
+    for (k, v) in static_env {
+        if vars.var(k).is_none() {
+            env.push_var(k, v);
+        }
+    }
+    env.append(&vars);
     env
 }
 
 /// `HTTP_<NAME>` for each header but `Authorization` and `Connection`; repeated
 /// headers are joined with `, ` (cookies with `; `).
-fn header_variables(headers: &HeaderMap, vars: &mut Vec<(String, String)>) {
+fn header_variables(headers: &HeaderMap, vars: &mut CStrings) {
     for name in headers.keys() {
         if name == header::AUTHORIZATION || name == header::CONNECTION {
             continue;
         }
-        let mut key = String::with_capacity(5 + name.as_str().len());
-        key.push_str("HTTP_");
-        key.extend(name.as_str().chars().map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        }));
-        let separator = if name == header::COOKIE { "; " } else { ", " };
-        let mut value = String::new();
+        let key = b"HTTP_"
+            .iter()
+            .copied()
+            .chain(name.as_str().bytes().map(|c| {
+                if c == b'-' {
+                    b'_'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            }));
+        let value = vars.begin_var(key);
+        let separator: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
         for (i, v) in headers.get_all(name).iter().enumerate() {
             if i > 0 {
-                value.push_str(separator);
+                value.extend_from_slice(separator);
             }
-            value.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            match std::str::from_utf8(v.as_bytes()) {
+                Ok(text) => value.extend_from_slice(text.as_bytes()),
+                Err(_) => value.extend_from_slice(String::from_utf8_lossy(v.as_bytes()).as_bytes()),
+            }
         }
-        vars.push((key, value));
+        vars.end();
     }
 }
 
 /// argv: the request path, then each `&`-separated query item, percent-decoded
 /// (with `+` as a space, as in an HTML form).
-pub fn arguments(parts: &http::request::Parts) -> Vec<String> {
-    let mut args = vec![parts.uri.path().to_string()];
-    if let Some(query) = parts.uri.query() {
-        args.extend(query.split('&').filter(|q| !q.is_empty()).map(|q| {
-            let plus_as_space = q.replace('+', " ");
-            percent_decode_str(&plus_as_space)
-                .decode_utf8_lossy()
-                .into_owned()
-        }));
+pub fn arguments(parts: &http::request::Parts) -> CStrings {
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let mut args = CStrings::with_capacity(path.len() + query.len() + 2);
+    args.push(path);
+    for item in query.split('&').filter(|q| !q.is_empty()) {
+        let plus_as_space = item.replace('+', " ");
+        args.push(&percent_decode_str(&plus_as_space).decode_utf8_lossy());
     }
     args
 }
@@ -439,9 +438,14 @@ mod tests {
             ("REQUEST_METHOD".to_string(), "overridden".to_string()),
         ];
         let env = environment(&info, &static_env);
-        let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str());
-        assert_eq!(env[0], ("GREETING".to_string(), "hi".to_string()));
-        assert_eq!(env.iter().filter(|(k, _)| k == "REQUEST_METHOD").count(), 1);
+        let get = |k: &str| env.var(k);
+        assert_eq!(env.iter().next(), Some("GREETING=hi"));
+        assert_eq!(
+            env.iter()
+                .filter(|s| s.starts_with("REQUEST_METHOD="))
+                .count(),
+            1
+        );
         assert_eq!(get("REQUEST_METHOD"), Some("POST"));
         assert_eq!(get("PATH_INFO"), Some("/a b"));
         assert_eq!(get("X_RAW_PATH_INFO"), Some("/a%20b"));
@@ -455,7 +459,7 @@ mod tests {
             Some("http://edge.example:8080/foo/a%20b?x=1&y=hello+world&&z=%2F")
         );
         assert_eq!(
-            arguments(&parts),
+            arguments(&parts).iter().collect::<Vec<_>>(),
             ["/foo/a%20b", "x=1", "y=hello world", "z=/"]
         );
     }
