@@ -88,3 +88,46 @@ pub async fn flood() {
     assert_eq!(n.get("/flood").await.status, 502);
     hello_keeps_serving(&n, "/flood", 502, Duration::from_secs(2)).await;
 }
+
+/// WASI calls with descriptors that do not exist answer `EBADF`; with pointers
+/// outside guest memory, misaligned, or an exit code out of range, they trap
+/// (500) and name the call in the log. The host stays up.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn wasi_abuse() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("abuse", guests::WASI_ABUSE)
+        .start();
+    let reply = n.get("/abuse?descriptors").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.text(),
+        "write fd 0: 8\nwrite fd 7: 8\nread fd 1: 8\nread fd 9: 8\n"
+    );
+    for (case, call) in [
+        ("wild-iovecs", "fd_write"),
+        ("wild-buffer", "fd_write"),
+        ("wild-out", "fd_write"),
+        ("misaligned-out", "fd_write"),
+        ("wild-environ", "environ_get"),
+        ("wild-sizes", "args_sizes_get"),
+        ("wild-stdin", "fd_read"),
+    ] {
+        let reply = n.get(&format!("/abuse?{case}")).await;
+        assert_eq!(reply.status, 500, "{case}");
+        let rid = reply
+            .header("x-request-id")
+            .expect("request id")
+            .to_string();
+        n.wait_for_log(Duration::from_secs(5), |l| {
+            l.contains(&rid) && l.contains("kind=trap") && l.contains(&format!("WASI `{call}`"))
+        })
+        .unwrap_or_else(|| panic!("{case}: no trap naming {call} in the log"));
+    }
+    assert_eq!(n.get("/abuse?exit-200").await.status, 500);
+    n.wait_for_log(Duration::from_secs(5), |l| {
+        l.contains("invalid exit status")
+    })
+    .expect("the bad exit code named in the log");
+    assert_eq!(n.get("/hello").await.status, 200, "host is still up");
+}

@@ -22,7 +22,7 @@ pub fn node() -> NodeBuilder {
 /// Every guest program in tests/guests has a test of the same name; adding a
 /// guest without one fails the build here.
 mod tested {
-    pub use crate::hostile::{flood, hog, recurse, spin};
+    pub use crate::hostile::{flood, hog, recurse, spin, wasi_abuse};
     pub use crate::kv::{kv_abuse, kv_probe};
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
