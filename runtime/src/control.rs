@@ -331,7 +331,13 @@ impl Control {
         let current = self.app.snapshot();
         let registry = self.registry.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || registry.reload(&current, &names)).await;
+        let engine = self.app.engine().clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let reloaded = registry.reload(&current, &names);
+            engine.release_compiler();
+            reloaded
+        })
+        .await;
         let (snapshot, changed, stats) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -339,7 +345,6 @@ impl Control {
                 return Vec::new();
             }
         };
-        release_compiler_memory();
         if changed.is_empty() {
             return changed;
         }
@@ -365,16 +370,4 @@ impl Control {
         }
         changed
     }
-}
-
-/// Hands memory that compiling used back to the system. The compiler's scratch
-/// memory is freed on threads that then sit idle, and the allocator (mimalloc)
-/// only returns freed memory during later activity, so without this an idle
-/// node keeps its peak compile memory resident.
-pub fn release_compiler_memory() {
-    // SAFETY: asks the allocator to return free memory; touches no live allocation.
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_collect(true)
-    };
 }

@@ -103,10 +103,14 @@ pub async fn serve(
         telemetry.clone(),
     ));
     let (snapshot, stats) = {
-        let registry = registry.clone();
-        tokio::task::spawn_blocking(move || registry.load_all()).await?
+        let (registry, engine) = (registry.clone(), engine.clone());
+        tokio::task::spawn_blocking(move || {
+            let loaded = registry.load_all();
+            engine.release_compiler();
+            loaded
+        })
+        .await?
     };
-    control::release_compiler_memory();
     let functions = snapshot.functions().count();
     tracing::info!(
         target: "wedge::registry",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use wedge_test_harness::{examples, guests};
+use wedge_test_harness::{Node, examples, guests};
 
 use crate::node;
 
@@ -203,11 +203,14 @@ pub async fn json_access_log() {
     }
 }
 
-/// An idle node restarted with the examples loaded (their compiled code from the
-/// cache) stays small: allocator arenas are committed as they are used, not up
-/// front. (A first start that compiles keeps more: see docs/performance.md.)
+/// An idle node with the examples loaded stays small. After a restart that
+/// takes their code from the cache it stays under the 40 MiB goal. A first start
+/// that compiles them hands the compiler's memory back after the load: usually
+/// about as small, but now and then ~20 MiB more stays with the allocator (see
+/// docs/performance.md), so that figure is printed and held to a looser bound
+/// that still catches arenas committed up front or compile memory kept.
 #[tokio::test(flavor = "multi_thread")]
-pub async fn idle_memory_after_a_restart_stays_small() {
+pub async fn idle_memory_stays_small() {
     let mut n = node()
         .example("hello")
         .example("inventory")
@@ -215,17 +218,32 @@ pub async fn idle_memory_after_a_restart_stays_small() {
         .example("rules")
         .example("session")
         .start();
+    n.wait_for_log(Duration::from_secs(5), |l| l.contains("compiled=5"))
+        .expect("a first start compiles the five examples");
+    assert_eq!(n.get("/hello").await.status, 200);
+    let first = idle_rss_kib(&n).await;
+    eprintln!("idle RSS after compiling the examples: {first} KiB");
+    assert!(first < 64 * 1024, "idle RSS after compiling: {first} KiB");
+
     // The compiled code is in the cache now; start again from it.
     n.kill();
     n.restart();
     assert_eq!(n.get("/hello").await.status, 200);
+    let restarted = idle_rss_kib(&n).await;
+    eprintln!("idle RSS after a restart from the cache: {restarted} KiB");
+    assert!(
+        restarted < 40 * 1024,
+        "idle RSS after a restart: {restarted} KiB"
+    );
+}
+
+/// The node's resident memory once it has been idle for half a second.
+async fn idle_rss_kib(n: &Node) -> u64 {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid())).unwrap();
-    let rss_kib: u64 = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    eprintln!("idle RSS after a restart with the examples loaded: {rss_kib} KiB");
-    assert!(rss_kib < 40 * 1024, "idle RSS {rss_kib} KiB");
+        .expect("VmRSS")
 }

@@ -53,19 +53,29 @@ impl ModuleCache {
                 ),
             }
         }
-        let module = Module::new(engine.engine(), bytes)?;
-        if let Err(e) = self.store(&module, &path) {
-            tracing::warn!(target: "wedge::registry", path = %path.display(), "cannot cache compiled module: {e}");
-        }
+        let compiled = engine.precompile(bytes)?;
+        // Served from the file once it is written: its pages are the page
+        // cache's, as after a restart, rather than anonymous memory.
+        let module = match self.store(&compiled, &path) {
+            // SAFETY: as above; the file was written from this engine's output.
+            #[allow(unsafe_code)]
+            Ok(()) => unsafe { Module::deserialize_file(engine.engine(), &path) }?,
+            Err(e) => {
+                tracing::warn!(target: "wedge::registry", path = %path.display(), "cannot cache compiled module: {e}");
+                // SAFETY: `compiled` is this engine's own output.
+                #[allow(unsafe_code)]
+                unsafe { Module::deserialize(engine.engine(), &compiled) }?
+            }
+        };
         Ok((module, false))
     }
 
     /// Writes through a temporary file and a rename, so a crash never leaves a
     /// half-written entry under the real name.
-    fn store(&self, module: &Module, path: &Path) -> anyhow::Result<()> {
+    fn store(&self, compiled: &[u8], path: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, module.serialize()?)?;
+        std::fs::write(&tmp, compiled)?;
         std::fs::rename(&tmp, path)?;
         Ok(())
     }
