@@ -153,7 +153,6 @@ pub async fn serve(
         addr = %listener.local_addr()?,
         functions,
         load_ms = started.elapsed().as_millis() as u64,
-        region = %config.server.region,
         "wedge ready"
     );
     server::serve(
