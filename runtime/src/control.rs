@@ -331,13 +331,7 @@ impl Control {
         let current = self.app.snapshot();
         let registry = self.registry.clone();
         let started = std::time::Instant::now();
-        let engine = self.app.engine().clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let reloaded = registry.reload(&current, &names);
-            engine.release_compiler();
-            reloaded
-        })
-        .await;
+        let result = tokio::task::spawn_blocking(move || registry.reload(&current, &names)).await;
         let (snapshot, changed, stats) = match result {
             Ok(r) => r,
             Err(e) => {

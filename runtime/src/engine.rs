@@ -207,8 +207,8 @@ impl WasmEngine {
         compiler.precompile_module(wasm)
     }
 
-    /// Hands memory that compiling used back to the system; call it on the
-    /// blocking thread that loaded, after the load. It drops the compiling
+    /// Hands memory that compiling used back to the system; the registry calls
+    /// it on the thread that loaded, after each load. It drops the compiling
     /// engine and has the allocator return this thread's free memory: mimalloc
     /// keeps a thread's freed memory until that thread allocates again, so
     /// without this an idle node would keep its peak compile memory resident.

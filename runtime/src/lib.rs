@@ -103,13 +103,8 @@ pub async fn serve(
         telemetry.clone(),
     ));
     let (snapshot, stats) = {
-        let (registry, engine) = (registry.clone(), engine.clone());
-        tokio::task::spawn_blocking(move || {
-            let loaded = registry.load_all();
-            engine.release_compiler();
-            loaded
-        })
-        .await?
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || registry.load_all()).await?
     };
     let functions = snapshot.functions().count();
     tracing::info!(

@@ -94,9 +94,11 @@ impl Registry {
 
     /// Checks that `bytes` would load as a version: imports, compilation,
     /// linking. The compiled code lands in the cache, so the reload that follows
-    /// an upload does not compile again.
+    /// an upload does not compile again. Blocking: run it on a blocking thread.
     pub fn validate(&self, bytes: &[u8]) -> Result<(), LoadError> {
-        loader::compile(&self.engine, Some(&self.cache), bytes).map(|_| ())
+        let checked = loader::compile(&self.engine, Some(&self.cache), bytes).map(|_| ());
+        self.engine.release_compiler();
+        checked
     }
 
     /// The latest load failure of function `name`, if it has one.
@@ -149,6 +151,7 @@ impl Registry {
                 message: c.to_string(),
             });
         }
+        self.engine.release_compiler();
         (snapshot, stats)
     }
 
@@ -201,6 +204,7 @@ impl Registry {
                 }
             }
         }
+        self.engine.release_compiler();
         let (snapshot, _) = Snapshot::build(functions.into_values().collect());
         (snapshot, changed, stats)
     }
