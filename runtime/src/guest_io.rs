@@ -215,6 +215,37 @@ fn split<'a, T: 'static>(
     Ok((Memory { data, call }, ctx(host)))
 }
 
+/// Adds the pair of calls that hand `list` to the guest: `<list>_sizes_get`
+/// (count and buffer size) and `<list>_get` (pointers and strings).
+fn add_cstrings<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    ctx: fn(&mut T) -> &mut GuestIo,
+    [sizes_call, get_call]: [&'static str; 2],
+    list: fn(&GuestIo) -> &CStrings,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        P1,
+        sizes_call,
+        move |mut caller: Caller<'_, T>, count: i32, size: i32| -> wasmtime::Result<i32> {
+            let (mut mem, io) = split(&mut caller, ctx, sizes_call)?;
+            let list = list(io);
+            mem.write_u32(count, list.count)?;
+            mem.write_u32(size, list.bytes.len() as u32)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    linker.func_wrap(
+        P1,
+        get_call,
+        move |mut caller: Caller<'_, T>, ptrs: i32, buf: i32| -> wasmtime::Result<i32> {
+            let (mut mem, io) = split(&mut caller, ctx, get_call)?;
+            mem.write_cstrings(list(io), ptrs, buf)?;
+            Ok(SUCCESS)
+        },
+    )?;
+    Ok(())
+}
+
 /// Adds the per-request WASI calls to `linker`, over the definitions already
 /// there; `ctx` finds a request's [`GuestIo`].
 pub fn add_to_linker<T: Send + 'static>(
@@ -222,44 +253,10 @@ pub fn add_to_linker<T: Send + 'static>(
     ctx: fn(&mut T) -> &mut GuestIo,
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    linker.func_wrap(
-        P1,
-        "args_sizes_get",
-        move |mut caller: Caller<'_, T>, count: i32, size: i32| -> wasmtime::Result<i32> {
-            let (mut mem, io) = split(&mut caller, ctx, "args_sizes_get")?;
-            mem.write_u32(count, io.args.count)?;
-            mem.write_u32(size, io.args.bytes.len() as u32)?;
-            Ok(SUCCESS)
-        },
-    )?;
-    linker.func_wrap(
-        P1,
-        "args_get",
-        move |mut caller: Caller<'_, T>, ptrs: i32, buf: i32| -> wasmtime::Result<i32> {
-            let (mut mem, io) = split(&mut caller, ctx, "args_get")?;
-            mem.write_cstrings(&io.args, ptrs, buf)?;
-            Ok(SUCCESS)
-        },
-    )?;
-    linker.func_wrap(
-        P1,
-        "environ_sizes_get",
-        move |mut caller: Caller<'_, T>, count: i32, size: i32| -> wasmtime::Result<i32> {
-            let (mut mem, io) = split(&mut caller, ctx, "environ_sizes_get")?;
-            mem.write_u32(count, io.env.count)?;
-            mem.write_u32(size, io.env.bytes.len() as u32)?;
-            Ok(SUCCESS)
-        },
-    )?;
-    linker.func_wrap(
-        P1,
-        "environ_get",
-        move |mut caller: Caller<'_, T>, ptrs: i32, buf: i32| -> wasmtime::Result<i32> {
-            let (mut mem, io) = split(&mut caller, ctx, "environ_get")?;
-            mem.write_cstrings(&io.env, ptrs, buf)?;
-            Ok(SUCCESS)
-        },
-    )?;
+    add_cstrings(linker, ctx, ["args_sizes_get", "args_get"], |io| &io.args)?;
+    add_cstrings(linker, ctx, ["environ_sizes_get", "environ_get"], |io| {
+        &io.env
+    })?;
     linker.func_wrap(
         P1,
         "fd_write",

@@ -134,10 +134,7 @@ fn header_variables(headers: &HeaderMap, vars: &mut CStrings) {
             if i > 0 {
                 value.extend_from_slice(separator);
             }
-            match std::str::from_utf8(v.as_bytes()) {
-                Ok(text) => value.extend_from_slice(text.as_bytes()),
-                Err(_) => value.extend_from_slice(String::from_utf8_lossy(v.as_bytes()).as_bytes()),
-            }
+            value.extend_from_slice(String::from_utf8_lossy(v.as_bytes()).as_bytes());
         }
         vars.end();
     }
