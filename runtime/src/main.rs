@@ -191,7 +191,8 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     } else {
         Config::load(config_path)?
     };
-    let _log = wedge::log::init(log_format, &config.server.region);
+    let _log = wedge::log::init(log_format, &config.server.region)
+        .context("cannot start the log writer")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wedge-worker")

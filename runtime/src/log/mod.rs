@@ -1,11 +1,14 @@
 //! Log set-up: `tracing` to stderr, as text or one JSON object per line, through a
-//! bounded, lossy background writer so logging never blocks a request. Every
-//! line carries the node's `region`.
+//! bounded, lossy batching writer so logging never blocks a request. Every line
+//! carries the node's `region`.
+
+mod batch;
 
 use std::fmt;
 
+pub use batch::{FLUSH_INTERVAL, FlushGuard, batch_writer};
+
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
@@ -20,9 +23,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines buffered before new ones are dropped rather than block a request.
-const BUFFERED_LINES: usize = 64 * 1024;
-
 /// The filter directives: `RUST_LOG`, or `info`. WASI's host calls open an
 /// info-level span each, which would cost every request more than the guest
 /// itself, so they are off unless `RUST_LOG` names `wasmtime_wasi` itself.
@@ -36,17 +36,9 @@ fn directives(rust_log: Option<&str>) -> String {
 }
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it
-/// flushes what is buffered. `RUST_LOG` overrides the default `info` level.
-pub fn init(format: LogFormat, region: &str) -> WorkerGuard {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(BUFFERED_LINES)
-        .lossy(true)
-        // The writer thread flushes whenever its queue runs dry, so under load
-        // many lines leave in one write.
-        .finish(std::io::BufWriter::with_capacity(
-            64 << 10,
-            std::io::stderr(),
-        ));
+/// writes what is buffered. `RUST_LOG` overrides the default `info` level.
+pub fn init(format: LogFormat, region: &str) -> std::io::Result<FlushGuard> {
+    let (writer, guard) = batch_writer(std::io::stderr())?;
     let filter = EnvFilter::new(directives(std::env::var("RUST_LOG").ok().as_deref()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -75,7 +67,7 @@ pub fn init(format: LogFormat, region: &str) -> WorkerGuard {
             })
             .init(),
     }
-    guard
+    Ok(guard)
 }
 
 /// Adds `region` to every event the inner format writes.
