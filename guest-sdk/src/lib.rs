@@ -23,11 +23,10 @@
 pub mod kv;
 mod request;
 mod response;
+mod wasi;
 
 pub use request::Request;
 pub use response::Response;
-
-use std::io::Write;
 
 /// Reads the request wedge passed in, runs `handler`, and writes its response.
 ///
@@ -38,10 +37,9 @@ pub fn serve(handler: impl FnOnce(Request) -> Response) {
         Ok(request) => handler(request),
         Err(e) => Response::text(400, format!("cannot read request: {e}\n")),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    // Nothing useful can be done if stdout is gone: wedge then answers 502.
-    let _ = response.write_to(&mut out).and_then(|()| out.flush());
+    // Head and body leave in one write. Nothing useful can be done if stdout is
+    // gone: wedge then answers 502.
+    let _ = wasi::write_stdout(&[response.head().as_bytes(), response.body()]);
 }
 
 /// Percent-decodes `text`; with `plus_as_space`, `+` decodes to a space as in HTML forms.

@@ -1,26 +1,47 @@
 //! The incoming request, read from the WAGI environment and stdin.
 
-use std::io::Read;
+use std::ops::Range;
+use std::sync::OnceLock;
 
-use crate::percent_decode;
+use crate::{percent_decode, wasi};
 
 /// An HTTP request as wedge hands it to a handler.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// The WAGI variables. A few dozen at most, so a vector searched in order is
-    /// cheaper than hashing them (which would also cost a random seed per run).
-    env: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
+    /// Every WAGI variable as `NAME=value\0`, back to back, as wedge passed
+    /// them: read in one call, and looked up without copying.
+    vars: String,
+    /// Each variable's name and value in `vars`. A few dozen at most, so a
+    /// vector searched in order is cheaper than hashing them (which would also
+    /// cost a random seed per run).
+    index: Vec<(Range<usize>, Range<usize>)>,
+    /// The headers with their names in lower case, built on first use.
+    headers: OnceLock<Vec<(String, Range<usize>)>>,
     body: Vec<u8>,
 }
 
+/// The variables that carry a header without the `HTTP_` prefix.
+const UNPREFIXED_HEADERS: [(&str, &str); 2] = [
+    ("CONTENT_TYPE", "content-type"),
+    ("CONTENT_LENGTH", "content-length"),
+];
+
 impl Request {
     /// Reads the request of the current run: the environment wedge set and the
-    /// body on stdin.
+    /// body on stdin (exactly `CONTENT_LENGTH` bytes).
     pub fn from_env() -> std::io::Result<Self> {
-        let mut body = Vec::new();
-        std::io::stdin().read_to_end(&mut body)?;
-        Ok(Self::from_parts(std::env::vars(), body))
+        let mut request = Self::from_vars(wasi::environment());
+        let len = match request.env("CONTENT_LENGTH").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("CONTENT_LENGTH {v:?} is not a length"),
+                )
+            })?),
+        };
+        request.body = wasi::read_body(len)?;
+        Ok(request)
     }
 
     /// Builds a request from WAGI variables and a body; handy in a handler's tests.
@@ -34,24 +55,41 @@ impl Request {
     /// assert_eq!(req.header("x-user-id"), Some("7"));
     /// ```
     pub fn from_parts(vars: impl IntoIterator<Item = (String, String)>, body: Vec<u8>) -> Self {
-        let env: Vec<(String, String)> = vars.into_iter().collect();
-        let mut headers: Vec<(String, String)> = env
-            .iter()
-            .filter_map(|(k, v)| {
-                let name = k.strip_prefix("HTTP_")?;
-                Some((name.to_ascii_lowercase().replace('_', "-"), v.clone()))
-            })
-            .collect();
-        for (var, name) in [
-            ("CONTENT_TYPE", "content-type"),
-            ("CONTENT_LENGTH", "content-length"),
-        ] {
-            if let Some((_, v)) = env.iter().find(|(k, v)| k == var && !v.is_empty()) {
-                headers.push((name.to_string(), v.clone()));
+        let mut text = String::new();
+        for (name, value) in vars {
+            text.push_str(&name);
+            text.push('=');
+            text.push_str(&value);
+            text.push('\0');
+        }
+        Self {
+            body,
+            ..Self::from_vars(text)
+        }
+    }
+
+    /// Indexes `NAME=value\0` variables; a variable without `=` has an empty value.
+    fn from_vars(vars: String) -> Self {
+        // One pass over the bytes: `str` pattern searches are slow in wasm.
+        let mut index = Vec::with_capacity(32);
+        let (mut start, mut eq) = (0, None);
+        for (i, byte) in vars.bytes().enumerate() {
+            match byte {
+                b'=' if eq.is_none() => eq = Some(i),
+                0 => {
+                    let eq = eq.take().unwrap_or(i);
+                    index.push((start..eq, (eq + 1).min(i)..i));
+                    start = i + 1;
+                }
+                _ => {}
             }
         }
-        headers.sort();
-        Self { env, headers, body }
+        Self {
+            vars,
+            index,
+            headers: OnceLock::new(),
+            body: Vec::new(),
+        }
     }
 
     fn var(&self, name: &str) -> &str {
@@ -107,19 +145,49 @@ impl Request {
             })
     }
 
-    /// A request header by name, case-insensitive. `Authorization` and
-    /// `Connection` are never passed to handlers.
+    /// A request header by name, case-insensitive (`_` and `-` alike).
+    /// `Authorization` and `Connection` are never passed to handlers.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase().replace('_', "-");
-        self.headers
+        for (var, header) in UNPREFIXED_HEADERS {
+            if header.eq_ignore_ascii_case(name) {
+                return self.env(var).filter(|v| !v.is_empty());
+            }
+        }
+        self.index
             .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(var, _)| {
+                self.vars[var.clone()]
+                    .strip_prefix("HTTP_")
+                    .is_some_and(|var| names_header(var, name))
+            })
+            .map(|(_, value)| &self.vars[value.clone()])
     }
 
-    /// All request headers, names in lower case.
+    /// All request headers, names in lower case, sorted by name.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        let headers = self.headers.get_or_init(|| {
+            let mut headers: Vec<(String, Range<usize>)> = self
+                .index
+                .iter()
+                .filter_map(|(var, value)| {
+                    let var = &self.vars[var.clone()];
+                    let name = match var.strip_prefix("HTTP_") {
+                        Some(name) => name.to_ascii_lowercase().replace('_', "-"),
+                        None => UNPREFIXED_HEADERS
+                            .iter()
+                            .find(|(v, _)| *v == var && !value.is_empty())?
+                            .1
+                            .to_string(),
+                    };
+                    Some((name, value.clone()))
+                })
+                .collect();
+            headers.sort_by(|a, b| a.0.cmp(&b.0));
+            headers
+        });
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), &self.vars[value.clone()]))
     }
 
     /// A cookie by name.
@@ -168,9 +236,69 @@ impl Request {
 
     /// Any other variable: a static `env` entry from `function.toml`, say.
     pub fn env(&self, name: &str) -> Option<&str> {
-        self.env
+        self.index
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(var, _)| self.vars[var.clone()] == *name)
+            .map(|(_, value)| &self.vars[value.clone()])
+    }
+}
+
+/// Whether variable name `var` (after `HTTP_`) carries header `name`: `X_USER_ID`
+/// carries `x-user-id`.
+fn names_header(var: &str, name: &str) -> bool {
+    var.len() == name.len()
+        && var.bytes().zip(name.bytes()).all(|(v, n)| {
+            v.to_ascii_uppercase()
+                == match n {
+                    b'-' => b'_',
+                    n => n.to_ascii_uppercase(),
+                }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(vars: &[(&str, &str)]) -> Request {
+        Request::from_parts(
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn headers_are_found_by_any_spelling_of_their_name() {
+        let req = request(&[
+            ("HTTP_X_USER_ID", "7"),
+            ("CONTENT_TYPE", "text/plain"),
+            ("CONTENT_LENGTH", ""),
+            ("HTTP_ACCEPT", "*/*"),
+        ]);
+        assert_eq!(req.header("x-user-id"), Some("7"));
+        assert_eq!(req.header("X-User-Id"), Some("7"));
+        assert_eq!(req.header("x_user_id"), Some("7"));
+        assert_eq!(req.header("x-user"), None);
+        assert_eq!(req.header("Content-Type"), Some("text/plain"));
+        assert_eq!(req.header("content-length"), None);
+        let all: Vec<_> = req.headers().collect();
+        assert_eq!(
+            all,
+            [
+                ("accept", "*/*"),
+                ("content-type", "text/plain"),
+                ("x-user-id", "7")
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_keep_everything_after_the_first_equals_sign() {
+        let req = Request::from_vars("A=b=c\0EMPTY=\0NOVALUE\0Z=last\0".to_string());
+        assert_eq!(req.env("A"), Some("b=c"));
+        assert_eq!(req.env("EMPTY"), Some(""));
+        assert_eq!(req.env("NOVALUE"), Some(""));
+        assert_eq!(req.env("Z"), Some("last"));
+        assert_eq!(req.env("B"), None);
     }
 }

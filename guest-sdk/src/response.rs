@@ -47,7 +47,13 @@ impl Response {
     /// Adds a header; repeated names (`Set-Cookie`) are all sent, in order.
     /// Line breaks are replaced by spaces so a value cannot inject headers.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
+        let clean = |s: &str| {
+            if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+                s.replace(['\r', '\n'], " ")
+            } else {
+                s.to_owned()
+            }
+        };
         self.headers.push((clean(name), clean(value)));
         self
     }
@@ -84,9 +90,15 @@ impl Response {
     /// assert_eq!(out, b"Status: 404 Not Found\nContent-Type: text/plain; charset=utf-8\n\ngone");
     /// ```
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(self.head().as_bytes())?;
+        out.write_all(&self.body)
+    }
+
+    /// The CGI header block: `Status`, the headers and the blank line.
+    pub(crate) fn head(&self) -> String {
+        use std::fmt::Write as _;
         let mut head = String::with_capacity(64 + self.headers.len() * 32);
-        head.push_str("Status: ");
-        head.push_str(&self.status.to_string());
+        let _ = write!(head, "Status: {}", self.status);
         if let Some(reason) = reason(self.status) {
             head.push(' ');
             head.push_str(reason);
@@ -102,8 +114,7 @@ impl Response {
             head.push_str("Content-Type: application/octet-stream\n");
         }
         head.push('\n');
-        out.write_all(head.as_bytes())?;
-        out.write_all(&self.body)
+        head
     }
 }
 
