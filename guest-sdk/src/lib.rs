@@ -39,7 +39,7 @@ pub fn serve(handler: impl FnOnce(Request) -> Response) {
     };
     // Head and body leave in one write. Nothing useful can be done if stdout is
     // gone: wedge then answers 502.
-    let _ = wasi::write_stdout(&[response.head().as_bytes(), response.body()]);
+    let _ = wasi::write_stdout(response.head().as_bytes(), response.body());
 }
 
 /// Percent-decodes `text`; with `plus_as_space`, `+` decodes to a space as in HTML forms.

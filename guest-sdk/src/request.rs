@@ -11,10 +11,10 @@ pub struct Request {
     /// Every WAGI variable as `NAME=value\0`, back to back, as wedge passed
     /// them: read in one call, and looked up without copying.
     vars: String,
-    /// Each variable's name and value in `vars`. A few dozen at most, so a
-    /// vector searched in order is cheaper than hashing them (which would also
-    /// cost a random seed per run).
-    index: Vec<(Range<usize>, Range<usize>)>,
+    /// Where each `NAME=value` lies in `vars`. A few dozen at most, so a vector
+    /// searched in order is cheaper than hashing them (which would also cost a
+    /// random seed per run).
+    index: Vec<Range<usize>>,
     /// The headers with their names in lower case, built on first use.
     headers: OnceLock<Vec<(String, Range<usize>)>>,
     body: Vec<u8>,
@@ -30,7 +30,12 @@ impl Request {
     /// Reads the request of the current run: the environment wedge set and the
     /// body on stdin (exactly `CONTENT_LENGTH` bytes).
     pub fn from_env() -> std::io::Result<Self> {
-        let mut request = Self::from_vars(wasi::environment());
+        let (vars, index) = wasi::environment();
+        let mut request = Self {
+            vars,
+            index,
+            ..Self::default()
+        };
         let len = match request.env("CONTENT_LENGTH").filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => Some(v.parse().map_err(|_| {
@@ -56,40 +61,29 @@ impl Request {
     /// ```
     pub fn from_parts(vars: impl IntoIterator<Item = (String, String)>, body: Vec<u8>) -> Self {
         let mut text = String::new();
+        let mut index = Vec::new();
         for (name, value) in vars {
+            let start = text.len();
             text.push_str(&name);
             text.push('=');
             text.push_str(&value);
+            index.push(start..text.len());
             text.push('\0');
         }
         Self {
+            vars: text,
+            index,
+            headers: OnceLock::new(),
             body,
-            ..Self::from_vars(text)
         }
     }
 
-    /// Indexes `NAME=value\0` variables; a variable without `=` has an empty value.
-    fn from_vars(vars: String) -> Self {
-        // One pass over the bytes: `str` pattern searches are slow in wasm.
-        let mut index = Vec::with_capacity(32);
-        let (mut start, mut eq) = (0, None);
-        for (i, byte) in vars.bytes().enumerate() {
-            match byte {
-                b'=' if eq.is_none() => eq = Some(i),
-                0 => {
-                    let eq = eq.take().unwrap_or(i);
-                    index.push((start..eq, (eq + 1).min(i)..i));
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        Self {
-            vars,
-            index,
-            headers: OnceLock::new(),
-            body: Vec::new(),
-        }
+    /// Every variable as `(name, value)`; one without `=` has an empty value.
+    fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.index.iter().map(|range| {
+            let var = &self.vars[range.clone()];
+            var.split_once('=').unwrap_or((var, ""))
+        })
     }
 
     fn var(&self, name: &str) -> &str {
@@ -153,14 +147,12 @@ impl Request {
                 return self.env(var).filter(|v| !v.is_empty());
             }
         }
-        self.index
-            .iter()
+        self.vars()
             .find(|(var, _)| {
-                self.vars[var.clone()]
-                    .strip_prefix("HTTP_")
+                var.strip_prefix("HTTP_")
                     .is_some_and(|var| names_header(var, name))
             })
-            .map(|(_, value)| &self.vars[value.clone()])
+            .map(|(_, value)| value)
     }
 
     /// All request headers, names in lower case, sorted by name.
@@ -169,8 +161,9 @@ impl Request {
             let mut headers: Vec<(String, Range<usize>)> = self
                 .index
                 .iter()
-                .filter_map(|(var, value)| {
-                    let var = &self.vars[var.clone()];
+                .filter_map(|range| {
+                    let var = &self.vars[range.clone()];
+                    let (var, value) = var.split_once('=').unwrap_or((var, ""));
                     let name = match var.strip_prefix("HTTP_") {
                         Some(name) => name.to_ascii_lowercase().replace('_', "-"),
                         None => UNPREFIXED_HEADERS
@@ -179,7 +172,7 @@ impl Request {
                             .1
                             .to_string(),
                     };
-                    Some((name, value.clone()))
+                    Some((name, range.end - value.len()..range.end))
                 })
                 .collect();
             headers.sort_by(|a, b| a.0.cmp(&b.0));
@@ -236,10 +229,15 @@ impl Request {
 
     /// Any other variable: a static `env` entry from `function.toml`, say.
     pub fn env(&self, name: &str) -> Option<&str> {
-        self.index
-            .iter()
-            .find(|(var, _)| self.vars[var.clone()] == *name)
-            .map(|(_, value)| &self.vars[value.clone()])
+        // Compares the name in place rather than splitting every variable.
+        self.index.iter().find_map(|range| {
+            let rest = self.vars[range.clone()].strip_prefix(name)?;
+            match rest.as_bytes().first() {
+                Some(b'=') => Some(&rest[1..]),
+                None => Some(""),
+                Some(_) => None,
+            }
+        })
     }
 }
 
@@ -294,7 +292,11 @@ mod tests {
 
     #[test]
     fn variables_keep_everything_after_the_first_equals_sign() {
-        let req = Request::from_vars("A=b=c\0EMPTY=\0NOVALUE\0Z=last\0".to_string());
+        let req = Request {
+            vars: "A=b=c\0EMPTY=\0NOVALUE\0Z=last\0".to_string(),
+            index: vec![0..5, 6..12, 13..20, 21..27],
+            ..Request::default()
+        };
         assert_eq!(req.env("A"), Some("b=c"));
         assert_eq!(req.env("EMPTY"), Some(""));
         assert_eq!(req.env("NOVALUE"), Some(""));

@@ -5,15 +5,47 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::ops::Range;
 
-/// Every environment variable as `NAME=value\0`, back to back. Bytes that are
-/// not UTF-8 are replaced (wedge itself only passes UTF-8).
-pub fn environment() -> String {
-    let bytes = raw::environment();
-    match String::from_utf8(bytes) {
+/// Every environment variable as `NAME=value\0`, back to back, and where each
+/// `NAME=value` lies. Bytes that are not UTF-8 are replaced (wedge itself only
+/// passes UTF-8).
+pub fn environment() -> (String, Vec<Range<usize>>) {
+    let (bytes, starts) = raw::environment();
+    let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    // Where the host says each variable starts saves looking for the NULs
+    // between them, if every variable it marks ends in one.
+    let ends = starts.iter().skip(1).map(|&next| next.wrapping_sub(1));
+    let index: Option<Vec<Range<usize>>> = starts
+        .iter()
+        .zip(ends.chain([text.len().wrapping_sub(1)]))
+        .map(|(&start, end)| {
+            (start <= end && text.as_bytes().get(end) == Some(&0) && text.is_char_boundary(start))
+                .then_some(start..end)
+        })
+        .collect();
+    match index {
+        Some(index) if !index.is_empty() || text.is_empty() => (text, index),
+        _ => {
+            let index = ranges(&text);
+            (text, index)
+        }
     }
+}
+
+/// Where each `NAME=value` lies in NUL-terminated `vars`.
+fn ranges(vars: &str) -> Vec<Range<usize>> {
+    let mut start = 0;
+    vars.split_terminator('\0')
+        .map(|var| {
+            let range = start..start + var.len();
+            start = range.end + 1;
+            range
+        })
+        .collect()
 }
 
 /// Reads the request body: exactly `len` bytes when the length is known
@@ -42,22 +74,16 @@ pub fn read_body(len: Option<usize>) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Writes `parts` to stdout, in order, as one response.
-pub fn write_stdout(parts: &[&[u8]]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let mut written = raw::write_stdout(&parts)?;
+/// Writes `head` then `body` to stdout.
+pub fn write_stdout(mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let written = raw::write_stdout(head, body)?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while let Some(first) = parts.first_mut() {
-            if written < first.len() {
-                *first = &first[written..];
-                break;
-            }
-            written -= first.len();
-            parts.remove(0);
-        }
+        let from_head = written.min(head.len());
+        head = &head[from_head..];
+        body = &body[written - from_head..];
     }
     Ok(())
 }
@@ -88,22 +114,31 @@ mod raw {
         }
     }
 
-    pub fn environment() -> Vec<u8> {
+    /// The variables, and where the host says each starts.
+    pub fn environment() -> (Vec<u8>, Vec<usize>) {
         let (mut count, mut size) = (0, 0);
         // SAFETY: both pointers are to live locals.
         if check(unsafe { environ_sizes_get(&mut count, &mut size) }).is_err() {
-            return Vec::new();
+            return Default::default();
         }
         let mut pointers: Vec<*mut u8> = Vec::with_capacity(count);
         let mut buf: Vec<u8> = Vec::with_capacity(size);
         // SAFETY: the host writes `count` pointers and `size` bytes, the sizes it
         // just reported, into buffers with exactly that capacity.
         if check(unsafe { environ_get(pointers.as_mut_ptr(), buf.as_mut_ptr()) }).is_err() {
-            return Vec::new();
+            return Default::default();
         }
-        // SAFETY: `environ_get` filled all `size` bytes.
-        unsafe { buf.set_len(size) };
-        buf
+        // SAFETY: `environ_get` filled both.
+        unsafe {
+            pointers.set_len(count);
+            buf.set_len(size);
+        }
+        let base = buf.as_ptr().addr();
+        let starts = pointers
+            .iter()
+            .map(|p| p.addr().wrapping_sub(base))
+            .collect();
+        (buf, starts)
     }
 
     pub fn read_stdin(into: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
@@ -117,14 +152,17 @@ mod raw {
         Ok(n)
     }
 
-    pub fn write_stdout(parts: &[&[u8]]) -> io::Result<usize> {
-        let iovs: Vec<IoVec> = parts
-            .iter()
-            .map(|p| IoVec {
-                buf: p.as_ptr(),
-                len: p.len(),
-            })
-            .collect();
+    pub fn write_stdout(head: &[u8], body: &[u8]) -> io::Result<usize> {
+        let iovs = [
+            IoVec {
+                buf: head.as_ptr(),
+                len: head.len(),
+            },
+            IoVec {
+                buf: body.as_ptr(),
+                len: body.len(),
+            },
+        ];
         let mut n = 0;
         // SAFETY: the iovecs point into slices borrowed for this call.
         check(unsafe { fd_write(1, iovs.as_ptr(), iovs.len(), &mut n) })?;
@@ -137,15 +175,18 @@ mod raw {
     use std::io::{self, Read, Write};
     use std::mem::MaybeUninit;
 
-    pub fn environment() -> Vec<u8> {
+    /// The variables, and where each starts.
+    pub fn environment() -> (Vec<u8>, Vec<usize>) {
         let mut buf = Vec::new();
+        let mut starts = Vec::new();
         for (name, value) in std::env::vars_os() {
+            starts.push(buf.len());
             buf.extend_from_slice(name.to_string_lossy().as_bytes());
             buf.push(b'=');
             buf.extend_from_slice(value.to_string_lossy().as_bytes());
             buf.push(0);
         }
-        buf
+        (buf, starts)
     }
 
     pub fn read_stdin(into: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
@@ -157,12 +198,27 @@ mod raw {
         Ok(n)
     }
 
-    pub fn write_stdout(parts: &[&[u8]]) -> io::Result<usize> {
+    pub fn write_stdout(head: &[u8], body: &[u8]) -> io::Result<usize> {
         let mut out = std::io::stdout().lock();
-        for part in parts {
-            out.write_all(part)?;
-        }
+        out.write_all(head)?;
+        out.write_all(body)?;
         out.flush()?;
-        Ok(parts.iter().map(|p| p.len()).sum())
+        Ok(head.len() + body.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_indexed_by_variable() {
+        let (text, index) = environment();
+        let from_std: Vec<String> = std::env::vars_os()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        let ours: Vec<&str> = index.iter().map(|r| &text[r.clone()]).collect();
+        assert_eq!(ours, from_std);
+        assert_eq!(ranges(&text), index);
     }
 }
