@@ -8,6 +8,7 @@
 //! - [`admin`]: the admin API on its own listener: functions, deployments, uploads, kv.
 //! - [`client`]: the admin API client behind `wedge deploy`, `status` and friends.
 //! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
+//! - [`lanes`]: the serving threads, one per core, each with its own connections.
 //! - [`handler`]: the request path: admission, routing, body, guest run, access log.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
@@ -38,6 +39,7 @@ pub mod guest_io;
 pub mod handler;
 pub mod instance;
 pub mod kv;
+pub mod lanes;
 pub mod log;
 pub mod metrics;
 pub mod registry;
@@ -156,7 +158,8 @@ pub async fn serve(
         ConnSettings::from_config(&config.server),
         shutdown,
     )
-    .await;
+    .await
+    .context("cannot start the serving threads")?;
     // In-flight requests are done: make every write durable before exiting,
     // whatever the durability setting.
     tokio::task::spawn_blocking(move || kv.flush())

@@ -193,9 +193,12 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     };
     let _log = wedge::log::init(log_format, &config.server.region)
         .context("cannot start the log writer")?;
+    // Requests are served on the lanes' own threads (see `wedge::lanes`); this
+    // runtime accepts connections and runs the admin API, reloads and checks.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
-        .thread_name("wedge-worker")
+        .thread_name("wedge-control")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::ServerConfig;
 use crate::handler::{App, ConnInfo};
+use crate::lanes::Lanes;
 
 /// The HTTP/2 connection preface a prior-knowledge h2c client opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -27,6 +28,8 @@ pub struct ConnSettings {
     pub max_header_bytes: usize,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_timeout: Duration,
+    /// Serving threads ([`Lanes`]).
+    pub workers: usize,
 }
 
 impl ConnSettings {
@@ -36,27 +39,39 @@ impl ConnSettings {
             header_read_timeout: server.header_read_timeout.0,
             max_header_bytes: server.max_header_bytes.as_usize(),
             shutdown_timeout: server.shutdown_timeout.0,
+            workers: server.worker_threads(),
         }
     }
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish (for at most `shutdown_timeout`) and returns.
+/// Connections are served on `workers` lanes, handed out in turn.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     settings: ConnSettings,
     shutdown: impl Future<Output = ()>,
-) {
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let settings = Arc::new(settings);
+    let mut lanes = Lanes::start(settings.workers)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_connection(stream, app.clone(), settings.clone(), watcher));
+                    // The connection moves to its lane's own event loop.
+                    let Ok(stream) = stream.into_std() else { continue };
+                    let (app, settings) = (app.clone(), settings.clone());
+                    lanes
+                        .dispatch(Box::pin(async move {
+                            if let Ok(stream) = TcpStream::from_std(stream) {
+                                serve_connection(stream, app, settings, watcher).await;
+                            }
+                        }))
+                        .await;
                 }
                 Err(e) => {
                     // Out of file descriptors, usually: back off instead of spinning.
@@ -68,6 +83,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    lanes.close();
     let open = graceful.count();
     tracing::info!(
         target: "wedge::server",
@@ -85,6 +101,7 @@ pub async fn serve(
             "shutdown_timeout reached with requests still running"
         );
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub header_read_timeout: HumanDuration,
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     pub shutdown_timeout: HumanDuration,
+    /// Serving threads, each with its own connections; 0 means one per core.
+    pub workers: u32,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +99,17 @@ impl Default for ServerConfig {
             max_inflight: 1000,
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            workers: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The serving threads to start: `workers`, or one per core.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
         }
     }
 }
@@ -204,6 +217,12 @@ impl Config {
                 "server.max_inflight is at most 100000",
             ));
         }
+        if s.workers > MAX_WORKERS {
+            return Err(ConfigError::new(
+                path,
+                format!("server.workers is at most {MAX_WORKERS}"),
+            ));
+        }
         if s.request_timeout.0.is_zero() {
             return Err(ConfigError::new(
                 path,
@@ -288,6 +307,8 @@ pub const DEFAULT_MEMORY: ByteSize = ByteSize(64 << 20);
 pub const DEFAULT_MAX_RESPONSE: ByteSize = ByteSize(16 << 20);
 /// The largest `memory` a function may ask for.
 pub const MAX_MEMORY: ByteSize = ByteSize(4 << 30);
+/// Most serving threads `server.workers` may ask for.
+pub const MAX_WORKERS: u32 = 1024;
 
 impl FunctionConfig {
     /// Parses `function.toml` text for function `name` and checks its values.
@@ -434,6 +455,25 @@ mod tests {
         assert_eq!(ok.route.as_deref(), Some("/api"));
         assert_eq!(ok.memory, Some(ByteSize(16 << 20)));
         assert_eq!(ok.env["A"], "1");
+    }
+
+    #[test]
+    fn workers_default_to_one_per_core_and_are_bounded() {
+        let parse = |text: &str| Config::parse(text, Path::new("w.toml"), Path::new("."));
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(parse("").unwrap().server.worker_threads(), cores);
+        assert_eq!(
+            parse("[server]\nworkers = 3")
+                .unwrap()
+                .server
+                .worker_threads(),
+            3
+        );
+        let err = parse("[server]\nworkers = 5000").unwrap_err();
+        assert!(
+            err.to_string().contains("server.workers is at most 1024"),
+            "{err}"
+        );
     }
 
     #[test]

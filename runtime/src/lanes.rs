@@ -1,0 +1,85 @@
+//! Serving lanes: one thread per core, each with its own single-threaded async
+//! runtime. The accept loop hands every new connection to the next lane in
+//! turn; a connection, its requests and their guests then stay on that one
+//! thread, with no task stealing or cross-thread wakeups on the request path.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// A connection handed to a lane: a future first polled on the lane's thread.
+pub type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Connections waiting for their lane to pick them up; beyond this the accept
+/// loop waits, which leaves further clients in the listen backlog.
+const QUEUED_PER_LANE: usize = 256;
+
+/// The serving threads.
+pub struct Lanes {
+    senders: Vec<mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    next: usize,
+}
+
+impl Lanes {
+    /// Starts `count` lanes (at least one).
+    pub fn start(count: usize) -> io::Result<Self> {
+        let count = count.max(1);
+        let mut senders = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            let (tx, rx) = mpsc::channel::<Job>(QUEUED_PER_LANE);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let thread = std::thread::Builder::new()
+                .name(format!("wedge-lane-{i}"))
+                .spawn(move || runtime.block_on(run(rx)))?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        Ok(Self {
+            senders,
+            threads,
+            next: 0,
+        })
+    }
+
+    /// Hands `job` to the next lane, waiting while that lane's queue is full.
+    pub async fn dispatch(&mut self, job: Job) {
+        let lane = &self.senders[self.next];
+        self.next = (self.next + 1) % self.senders.len();
+        // A lane only stops when its sender is dropped, so this cannot fail
+        // while `self` lives; if it somehow did, the connection is closed.
+        let _ = lane.send(job).await;
+    }
+
+    /// Stops taking connections. Each lane finishes the ones it has, then its
+    /// thread ends; the threads are returned so the caller can wait for them.
+    pub fn close(self) -> Vec<JoinHandle<()>> {
+        drop(self.senders);
+        self.threads
+    }
+}
+
+/// A lane's loop: serve every connection it is given until the accept loop
+/// closes, then let the last ones finish.
+async fn run(mut jobs: mpsc::Receiver<Job>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            job = jobs.recv() => match job {
+                Some(job) => {
+                    connections.spawn(job);
+                }
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
