@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -21,7 +20,6 @@ const QUEUED_PER_LANE: usize = 256;
 /// The serving threads.
 pub struct Lanes {
     senders: Vec<mpsc::Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
     next: usize,
 }
 
@@ -30,23 +28,19 @@ impl Lanes {
     pub fn start(count: usize) -> io::Result<Self> {
         let count = count.max(1);
         let mut senders = Vec::with_capacity(count);
-        let mut threads = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = mpsc::channel::<Job>(QUEUED_PER_LANE);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let thread = std::thread::Builder::new()
+            // Detached: a lane ends by itself once its sender is dropped and its
+            // connections are done.
+            std::thread::Builder::new()
                 .name(format!("wedge-lane-{i}"))
                 .spawn(move || runtime.block_on(run(rx)))?;
             senders.push(tx);
-            threads.push(thread);
         }
-        Ok(Self {
-            senders,
-            threads,
-            next: 0,
-        })
+        Ok(Self { senders, next: 0 })
     }
 
     /// Hands `job` to the next lane, waiting while that lane's queue is full.
@@ -59,10 +53,9 @@ impl Lanes {
     }
 
     /// Stops taking connections. Each lane finishes the ones it has, then its
-    /// thread ends; the threads are returned so the caller can wait for them.
-    pub fn close(self) -> Vec<JoinHandle<()>> {
+    /// thread ends.
+    pub fn close(self) {
         drop(self.senders);
-        self.threads
     }
 }
 
