@@ -42,14 +42,7 @@ where
                 w.write_str(",\"span\":")?;
                 json_str(&mut w, span.name())?;
             }
-            let mut fields = Fields {
-                w: &mut w,
-                json: true,
-                first: true,
-                result: Ok(()),
-            };
-            event.record(&mut fields);
-            fields.result?;
+            Fields::write(&mut w, event, true)?;
             w.write_str(",\"target\":")?;
             json_str(&mut w, meta.target())?;
             w.write_str("}\n")
@@ -68,14 +61,7 @@ where
                     w.write_str(": ")?;
                 }
             }
-            let mut fields = Fields {
-                w: &mut w,
-                json: false,
-                first: true,
-                result: Ok(()),
-            };
-            event.record(&mut fields);
-            fields.result?;
+            Fields::write(&mut w, event, false)?;
             writeln!(w, " region={}", self.region)
         }
     }
@@ -102,7 +88,19 @@ struct Fields<'a, 'w> {
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl<'a, 'w> Fields<'a, 'w> {
+    /// Writes every field of `event` to `w`.
+    fn write(w: &'a mut Writer<'w>, event: &Event<'_>, json: bool) -> fmt::Result {
+        let mut fields = Fields {
+            w,
+            json,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result
+    }
+
     fn field(&mut self, field: &Field, value: &dyn fmt::Display, quote: bool) {
         if self.result.is_err() {
             return;
