@@ -60,18 +60,9 @@ impl Request {
     /// assert_eq!(req.header("x-user-id"), Some("7"));
     /// ```
     pub fn from_parts(vars: impl IntoIterator<Item = (String, String)>, body: Vec<u8>) -> Self {
-        let mut text = String::new();
-        let mut index = Vec::new();
-        for (name, value) in vars {
-            let start = text.len();
-            text.push_str(&name);
-            text.push('=');
-            text.push_str(&value);
-            index.push(start..text.len());
-            text.push('\0');
-        }
+        let (vars, index) = wasi::join(vars);
         Self {
-            vars: text,
+            vars,
             index,
             headers: OnceLock::new(),
             body,

@@ -36,6 +36,24 @@ pub fn environment() -> (String, Vec<Range<usize>>) {
     }
 }
 
+/// Joins variables as `NAME=value\0`, back to back, noting where each
+/// `NAME=value` lies.
+pub fn join<N: AsRef<str>, V: AsRef<str>>(
+    vars: impl IntoIterator<Item = (N, V)>,
+) -> (String, Vec<Range<usize>>) {
+    let mut text = String::new();
+    let mut index = Vec::new();
+    for (name, value) in vars {
+        let start = text.len();
+        text.push_str(name.as_ref());
+        text.push('=');
+        text.push_str(value.as_ref());
+        index.push(start..text.len());
+        text.push('\0');
+    }
+    (text, index)
+}
+
 /// Where each `NAME=value` lies in NUL-terminated `vars`.
 fn ranges(vars: &str) -> Vec<Range<usize>> {
     let mut start = 0;
@@ -177,16 +195,13 @@ mod raw {
 
     /// The variables, and where each starts.
     pub fn environment() -> (Vec<u8>, Vec<usize>) {
-        let mut buf = Vec::new();
-        let mut starts = Vec::new();
-        for (name, value) in std::env::vars_os() {
-            starts.push(buf.len());
-            buf.extend_from_slice(name.to_string_lossy().as_bytes());
-            buf.push(b'=');
-            buf.extend_from_slice(value.to_string_lossy().as_bytes());
-            buf.push(0);
-        }
-        (buf, starts)
+        let (text, index) = super::join(std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        }));
+        (text.into_bytes(), index.iter().map(|r| r.start).collect())
     }
 
     pub fn read_stdin(into: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
