@@ -16,6 +16,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use crate::alloc;
 use crate::config::MAX_MEMORY;
 use crate::guest_io::{self, GuestIo};
 use crate::kv::{self, KvCtx};
@@ -197,6 +198,7 @@ impl WasmEngine {
     /// engine. Compiling happens on a separate engine, on the calling thread, so
     /// the compiler's working state goes when [`Self::release_compiler`] drops it.
     pub fn precompile(&self, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        alloc::begin_compile();
         let compiler = {
             let mut slot = self.compiler.lock().unwrap_or_else(|p| p.into_inner());
             match &*slot {
@@ -209,20 +211,14 @@ impl WasmEngine {
 
     /// Hands memory that compiling used back to the system; the registry calls
     /// it on the thread that loaded, after each load. It drops the compiling
-    /// engine and has the allocator return this thread's free memory: mimalloc
-    /// keeps a thread's freed memory until that thread allocates again, so
-    /// without this an idle node would keep its peak compile memory resident.
+    /// engine and has the allocator return what the compile freed (see
+    /// [`crate::alloc`]).
     pub fn release_compiler(&self) {
         self.compiler
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        // SAFETY: asks the allocator to return this thread's free memory;
-        // touches no live allocation.
-        #[allow(unsafe_code)]
-        unsafe {
-            libmimalloc_sys::mi_collect(true)
-        };
+        alloc::end_compile();
     }
 }
 

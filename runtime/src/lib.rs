@@ -16,6 +16,7 @@
 //!   its watcher reloads what changes.
 //! - [`control`]: reload and swap, one at a time, for the watcher and the admin API.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
+//! - [`alloc`]: the allocator controls that hand compile memory back to the system.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
 //! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
@@ -30,6 +31,7 @@
 //! `wagi` → response; `registry` is the only writer of the snapshot.
 
 pub mod admin;
+pub mod alloc;
 pub mod client;
 pub mod config;
 pub mod control;
