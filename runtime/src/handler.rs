@@ -17,6 +17,7 @@ use crate::engine::WasmEngine;
 use crate::error::{Body, HostError};
 use crate::instance::{self, Invocation, RunError, Timing, TrapKind};
 use crate::kv::{Backend, KvCtx};
+use crate::lanes;
 use crate::registry::{Function, Version};
 use crate::request_id::request_id;
 use crate::rollout;
@@ -201,7 +202,7 @@ impl App {
         // and a client reading many connections wakes once for the burst instead
         // of once per response (each wakeup across cores costs the sender an
         // interrupt). With nothing else ready the response goes out at once.
-        tokio::task::yield_now().await;
+        lanes::back_of_queue().await;
         response
     }
 

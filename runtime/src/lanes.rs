@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -58,6 +59,36 @@ impl Lanes {
     /// thread ends.
     pub fn close(self) {
         drop(self.senders);
+    }
+}
+
+/// Puts the calling task at the back of its lane's run queue, once: the tasks
+/// already ready run first. Unlike `tokio::task::yield_now`, which waits for
+/// the lane's next turn of its event loop, this stays fair to guests that yield
+/// at every epoch tick: those keep the run queue from ever emptying, and a task
+/// waiting for the event loop waited behind them for up to a second.
+pub fn back_of_queue() -> BackOfQueue {
+    BackOfQueue { queued: false }
+}
+
+/// The future [`back_of_queue`] returns.
+#[derive(Debug)]
+pub struct BackOfQueue {
+    queued: bool,
+}
+
+impl Future for BackOfQueue {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued {
+            return Poll::Ready(());
+        }
+        self.queued = true;
+        // Waking itself from inside its own poll queues the task behind every
+        // task already ready on this thread.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
