@@ -126,6 +126,8 @@ pub struct GuestIo {
     pub stdout: ResponseBuffer,
     /// Where the guest's stderr lines go.
     pub stderr: GuestLog,
+    /// The guest's exported `memory`, once instantiated.
+    pub memory: Option<wasmtime::Memory>,
 }
 
 /// A WASI call was handed a pointer it cannot use; wasmtime-wasi traps on the same.
@@ -207,10 +209,15 @@ fn split<'a, T: 'static>(
     ctx: fn(&mut T) -> &mut GuestIo,
     call: &'static str,
 ) -> wasmtime::Result<(Memory<'a>, &'a mut GuestIo)> {
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::format_err!("WASI `{call}` needs an exported `memory`"))?;
+    // Before instantiation has finished (a wasm start function) the handle is
+    // not there yet: look the export up by name.
+    let memory = match ctx(caller.data_mut()).memory {
+        Some(memory) => memory,
+        None => caller
+            .get_export("memory")
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| wasmtime::format_err!("WASI `{call}` needs an exported `memory`"))?,
+    };
     let (data, host) = memory.data_and_store_mut(caller);
     Ok((Memory { data, call }, ctx(host)))
 }

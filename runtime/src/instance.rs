@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store};
 use wasmtime_wasi::I32Exit;
 
 use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
@@ -104,6 +104,7 @@ pub async fn run(
         stdin_read: 0,
         stdout: ResponseBuffer::new(settings.max_response),
         stderr: inv.log,
+        memory: None,
     };
     let mut store = Store::new(
         engine.engine(),
@@ -112,7 +113,7 @@ pub async fn run(
     store.limiter(|host| &mut host.limits);
     // Every tick the guest yields to the executor; the timeout below does the rest.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_async_yield_and_update(1);
 
     let mut timing = Timing::default();
     let started = Instant::now();
@@ -120,6 +121,13 @@ pub async fn run(
     let outcome = tokio::time::timeout_at(inv.deadline, async {
         let instance = compiled.pre.instantiate_async(&mut store).await?;
         timing.instantiate = started.elapsed();
+        // The WASI calls reach guest memory through this handle rather than
+        // looking the export up by name on every call.
+        store.data_mut().io.memory = compiled
+            .memory
+            .as_ref()
+            .and_then(|m| instance.get_module_export(&mut store, m))
+            .and_then(|e| e.into_memory());
         let start = instance
             .get_module_export(&mut store, &compiled.start)
             .and_then(|e| e.into_func())

@@ -115,6 +115,8 @@ pub struct Compiled {
     pub pre: Arc<InstancePre<Host>>,
     /// Where `_start` lives, resolved once instead of by name per request.
     pub start: ModuleExport,
+    /// Where the exported `memory` lives, if the module exports one.
+    pub memory: Option<ModuleExport>,
     /// The module's imports.
     pub imports: Vec<Import>,
 }
@@ -137,6 +139,7 @@ pub fn compile(
     let start = module
         .get_export_index("_start")
         .ok_or(LoadError::NoStart)?;
+    let memory = module.get_export_index("memory");
     let pre = engine
         .linker()
         .instantiate_pre(&module)
@@ -145,6 +148,7 @@ pub fn compile(
         Compiled {
             pre: Arc::new(pre),
             start,
+            memory,
             imports,
         },
         cached,
