@@ -172,29 +172,33 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
 
     println!(
-        "{:<28} {:>12} {:>10} {:>10} {:>8}  ratio per round",
-        "target (median round)", "req/s", "p50", "p99", "ratio"
+        "{:<28} {:>10} {:>10} {:>10} {:>12} {:>7}  ratio per round",
+        "target (median round)", "req/s", "p50", "p99", "hyper req/s", "ratio"
     );
     let hyper: Vec<f64> = targets[0]
         .rounds
         .iter()
         .map(|f| f.requests_per_sec)
         .collect();
-    for target in &targets {
+    for (i, target) in targets.iter().enumerate() {
         let ratios: Vec<f64> = target
             .rounds
             .iter()
             .zip(&hyper)
             .map(|(f, h)| f.requests_per_sec / h)
             .collect();
-        let median = target.median_round();
+        // The round whose ratio is the median, with hyper's figures from that
+        // round; for hyper itself, its median round.
+        let round = median_index(if i == 0 { &hyper } else { &ratios });
+        let figures = &target.rounds[round];
         println!(
-            "{:<28} {:>12.0} {:>10} {:>10} {:>8.3}  {}",
+            "{:<28} {:>10.0} {:>10} {:>10} {:>12.0} {:>7.3}  {}",
             target.name,
-            median.requests_per_sec,
-            median.p50,
-            median.p99,
-            median_of(&ratios),
+            figures.requests_per_sec,
+            figures.p50,
+            figures.p99,
+            hyper[round],
+            ratios[round],
             ratios
                 .iter()
                 .map(|r| format!("{r:.3}"))
@@ -223,20 +227,14 @@ impl Target {
             rounds: Vec::new(),
         }
     }
-
-    /// The round with the median throughput, whose latencies go with it.
-    fn median_round(&self) -> &Figures {
-        let mut order: Vec<&Figures> = self.rounds.iter().collect();
-        order.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
-        order[order.len() / 2]
-    }
 }
 
-/// The middle value (the upper one of the middle two for an even count).
-fn median_of(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Where the median of `values` sits (the upper of the middle two for an even
+/// count).
+fn median_index(values: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order[order.len() / 2]
 }
 
 /// wrk's request generator for reservations across 1000 SKUs.
