@@ -172,8 +172,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
 
     println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>12} {:>7}  ratio per round",
-        "target (median round)", "req/s", "p50", "p99", "hyper req/s", "ratio"
+        "{:<28} {:>10} {:>10} {:>10} {:>12} {:>10} {:>7}  ratio per round",
+        "target (median round)", "req/s", "p50", "p99", "hyper req/s", "hyper p99", "ratio"
     );
     let hyper: Vec<f64> = targets[0]
         .rounds
@@ -188,16 +188,18 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             .map(|(f, h)| f.requests_per_sec / h)
             .collect();
         // The round whose ratio is the median, with hyper's figures from that
-        // round; for hyper itself, its median round.
+        // round (p99 to compare latency against); for hyper itself, its median
+        // round.
         let round = median_index(if i == 0 { &hyper } else { &ratios });
         let figures = &target.rounds[round];
         println!(
-            "{:<28} {:>10.0} {:>10} {:>10} {:>12.0} {:>7.3}  {}",
+            "{:<28} {:>10.0} {:>10} {:>10} {:>12.0} {:>10} {:>7.3}  {}",
             target.name,
             figures.requests_per_sec,
             figures.p50,
             figures.p99,
             hyper[round],
+            targets[0].rounds[round].p99,
             ratios[round],
             ratios
                 .iter()
