@@ -173,7 +173,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
 
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>12} {:>10} {:>7}  ratio per round",
-        "target (median round)", "req/s", "p50", "p99", "hyper req/s", "hyper p99", "ratio"
+        "target (median-ratio round)", "req/s", "p50", "p99", "hyper req/s", "hyper p99", "ratio"
     );
     let hyper: Vec<f64> = targets[0]
         .rounds
