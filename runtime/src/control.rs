@@ -1,16 +1,23 @@
 //! The node's control plane: reloads functions into a new routing snapshot and
-//! swaps it in, one reload at a time. The watcher, the admin API and automatic
-//! rollbacks all go through here.
+//! swaps it in, one swap at a time. The watcher, finished compiles, the admin
+//! API and automatic rollbacks all go through here.
+//!
+//! Compiling is the slow part of a change, and it never holds anything up: a
+//! reload takes what is already compiled and starts compiles in the
+//! background, each in its own child process; when one finishes, its function
+//! is queued for another reload. A rollback, promote or deployment change is a
+//! file write and a reload, so it waits behind no compile, and compiles of
+//! different functions run side by side.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Deployment;
+use crate::fsutil::write_atomically;
 use crate::handler::App;
 use crate::metrics::CounterVec;
-use crate::registry::{
-    Function, Registry, Version, valid_name, write_atomically, write_deployment,
-};
+use crate::registry::watcher::ReloadQueue;
+use crate::registry::{CompileJob, Function, Registry, Version, valid_name, write_deployment};
 
 /// How often canaries are checked for automatic rollback and promotion.
 const CANARY_CHECK: Duration = Duration::from_millis(200);
@@ -36,7 +43,10 @@ pub enum ControlError {
 pub struct Control {
     registry: Arc<Registry>,
     app: Arc<App>,
-    /// One reload at a time, so two changes never race to swap.
+    /// Functions waiting for a reload, from every source.
+    queue: Arc<ReloadQueue>,
+    /// One reload at a time, so two changes never race to swap. Held only
+    /// while files are read and the snapshot swapped, never while compiling.
     reloading: tokio::sync::Mutex<()>,
     /// Swaps made, per function.
     swaps: CounterVec,
@@ -47,11 +57,13 @@ pub struct Control {
 }
 
 impl Control {
-    /// A control plane over `registry` swapping snapshots into `app`.
-    pub fn new(registry: Arc<Registry>, app: Arc<App>) -> Self {
+    /// A control plane over `registry` swapping snapshots into `app`, taking
+    /// reload requests from `queue`.
+    pub fn new(registry: Arc<Registry>, app: Arc<App>, queue: Arc<ReloadQueue>) -> Self {
         Self {
             registry,
             app,
+            queue,
             reloading: tokio::sync::Mutex::new(()),
             swaps: CounterVec::default(),
             rollbacks: CounterVec::default(),
@@ -124,7 +136,9 @@ impl Control {
     /// Validates `bytes` as version `label` of function `name` and writes it into
     /// `functions/` (temporary file, then rename). An upload never moves traffic:
     /// where no `deployment.toml` exists, the current stable is pinned in one
-    /// first. Returns once the version is loaded.
+    /// first. The module is compiled before anything is written and before any
+    /// lock is taken, so other uploads and deployment changes go on meanwhile.
+    /// Returns once the version is loaded.
     pub async fn upload(
         &self,
         name: &str,
@@ -136,16 +150,13 @@ impl Control {
                 "function names and version labels are 1-64 of A-Z a-z 0-9 - _ . (not starting with a dot)".into(),
             ));
         }
-        let _one_at_a_time = self.deploying.lock().await;
-        let registry = self.registry.clone();
-        let (checked, bytes) = tokio::task::spawn_blocking(move || {
-            let checked = registry.validate(&bytes);
-            (checked, bytes)
-        })
-        .await
-        .map_err(|e| ControlError::Io(std::io::Error::other(e)))?;
-        checked.map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let bytes: Arc<[u8]> = bytes.into();
+        self.registry
+            .validate(bytes.clone())
+            .await
+            .map_err(|e| ControlError::Invalid(e.to_string()))?;
 
+        let _one_at_a_time = self.deploying.lock().await;
         let dir = self.registry.dir().join(name);
         let current = self.app.snapshot().get(name).cloned();
         let pin = current
@@ -256,7 +267,7 @@ impl Control {
             let Some(canary) = f.canary().filter(|_| f.deployment.canary_percent > 0) else {
                 continue;
             };
-            let age = canary.stats.canary_age();
+            let age = f.canary_since.elapsed();
             if let Some(rb) = &f.rollout.auto_rollback {
                 let (requests, errors) = canary.stats.recent(rb.window.0);
                 let rate = errors as f64 / requests.max(1) as f64;
@@ -264,7 +275,6 @@ impl Control {
                     match self.rollback(&f.name).await {
                         Ok(_) => {
                             self.rollbacks.inc(&f.name);
-                            canary.stats.reset_canary_clock();
                             tracing::warn!(
                                 target: "wedge::rollout",
                                 function = %f.name,
@@ -288,7 +298,6 @@ impl Control {
             {
                 match self.promote(&f.name).await {
                     Ok(_) => {
-                        canary.stats.reset_canary_clock();
                         tracing::info!(
                             target: "wedge::rollout",
                             function = %f.name,
@@ -320,9 +329,24 @@ impl Control {
         &self.swaps
     }
 
-    /// Reloads the functions in `names` (compiling off the async workers) and
-    /// swaps the result in. Requests already running keep the snapshot they
-    /// started with. Returns the names that changed.
+    /// Asks for function `name` to be reloaded by the reload loop.
+    pub fn request_reload(&self, name: String) {
+        self.queue.push(name);
+    }
+
+    /// The reload loop: applies queued reloads, debounced, until the task is
+    /// dropped.
+    pub async fn run_reloads(self: Arc<Self>) {
+        loop {
+            let names = self.queue.next_batch().await;
+            self.reload(names).await;
+        }
+    }
+
+    /// Reloads the functions in `names` and swaps the result in. Requests
+    /// already running keep the snapshot they started with. Modules that need
+    /// compiling are compiled in the background; their function is reloaded
+    /// again when they are done. Returns the names that changed.
     pub async fn reload(&self, names: Vec<String>) -> Vec<String> {
         if names.is_empty() {
             return Vec::new();
@@ -332,17 +356,21 @@ impl Control {
         let registry = self.registry.clone();
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || registry.reload(&current, &names)).await;
-        let (snapshot, changed, stats) = match result {
+        let reloaded = match result {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(target: "wedge::registry", "reload failed: {e}");
                 return Vec::new();
             }
         };
+        for job in reloaded.jobs {
+            self.compile_in_background(job);
+        }
+        let (changed, stats) = (reloaded.changed, reloaded.stats);
         if changed.is_empty() {
             return changed;
         }
-        self.app.swap(snapshot);
+        self.app.swap(reloaded.snapshot);
         let snapshot = self.app.snapshot();
         for name in &changed {
             self.swaps.inc(name);
@@ -354,7 +382,6 @@ impl Control {
                     canary = %f.deployment.canary.as_deref().unwrap_or(""),
                     canary_percent = f.deployment.canary_percent,
                     versions = f.versions.len(),
-                    compiled = stats.compiled,
                     cached = stats.cached,
                     reload_ms = started.elapsed().as_millis() as u64,
                     "swapped"
@@ -362,6 +389,37 @@ impl Control {
                 None => tracing::info!(target: "wedge::registry", function = %name, "removed"),
             }
         }
+        // What serves now is the last good state to fall back on after a crash.
+        let registry = self.registry.clone();
+        let remembered = changed.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            registry.remember(&snapshot, &remembered);
+            if stats.cached > 0 {
+                registry.evict(&snapshot);
+            }
+        })
+        .await;
         changed
+    }
+
+    /// Compiles `job` in a child process unless it is compiling already, then
+    /// queues its function for a reload.
+    fn compile_in_background(&self, job: CompileJob) {
+        if !self.registry.begin_compile(&job) {
+            return;
+        }
+        tracing::info!(
+            target: "wedge::registry",
+            function = %job.function,
+            path = %job.path.display(),
+            size = job.bytes.len(),
+            "compiling"
+        );
+        let (registry, queue) = (self.registry.clone(), self.queue.clone());
+        tokio::spawn(async move {
+            for function in registry.compile(&job).await {
+                queue.push(function);
+            }
+        });
     }
 }

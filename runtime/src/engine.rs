@@ -5,8 +5,8 @@
 //! guest runs right on the hyper task that serves its request. Host interfaces
 //! are added to the linker here and nowhere else.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::{
@@ -16,7 +16,6 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::alloc;
 use crate::config::MAX_MEMORY;
 use crate::guest_io::{self, GuestIo};
 use crate::kv::{self, KvCtx};
@@ -129,11 +128,6 @@ pub struct WasmEngine {
     engine: Engine,
     linker: Linker<Host>,
     ticker_stop: Arc<AtomicBool>,
-    /// The serving engine's settings without the pool, for compiling.
-    compile_config: Config,
-    /// An engine that only compiles, kept for one load and then dropped with
-    /// everything the compiler holds on to.
-    compiler: Mutex<Option<Engine>>,
 }
 
 impl WasmEngine {
@@ -155,16 +149,7 @@ impl WasmEngine {
             .table_keep_resident(64 << 10)
             .pagemap_scan(Enabled::Auto);
 
-        let mut compile_config = Config::new();
-        compile_config
-            .memory_init_cow(true)
-            .epoch_interruption(true);
-        let mut config = compile_config.clone();
-        // One thread compiles: its freed memory is collected right after a load
-        // (see `release_compiler`). Compiling on rayon's pool left an idle node
-        // that had just compiled the examples at 53 MiB against 29 MiB, for a
-        // load of 372 ms against 572 ms.
-        compile_config.parallel_compilation(false);
+        let mut config = compile_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
@@ -179,8 +164,6 @@ impl WasmEngine {
             engine,
             linker,
             ticker_stop,
-            compile_config,
-            compiler: Mutex::new(None),
         })
     }
 
@@ -193,39 +176,29 @@ impl WasmEngine {
     pub fn linker(&self) -> &Linker<Host> {
         &self.linker
     }
-
-    /// Compiles `wasm` to bytes [`wasmtime::Module::deserialize`] accepts on this
-    /// engine. Compiling happens on a separate engine, on the calling thread, so
-    /// the compiler's working state goes when [`Self::release_compiler`] drops it.
-    pub fn precompile(&self, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
-        alloc::begin_compile();
-        let compiler = {
-            let mut slot = self.compiler.lock().unwrap_or_else(|p| p.into_inner());
-            match &*slot {
-                Some(engine) => engine.clone(),
-                None => slot.insert(Engine::new(&self.compile_config)?).clone(),
-            }
-        };
-        compiler.precompile_module(wasm)
-    }
-
-    /// Hands memory that compiling used back to the system; the registry calls
-    /// it on the thread that loaded, after each load. It drops the compiling
-    /// engine and has the allocator return what the compile freed (see
-    /// [`crate::alloc`]).
-    pub fn release_compiler(&self) {
-        self.compiler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        alloc::end_compile();
-    }
 }
 
 impl Drop for WasmEngine {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The code-generation settings every engine of wedge shares: the serving
+/// engine, and the compiling one in `wedge compile-module`, whose output the
+/// serving engine loads. wasmtime refuses compiled code whose settings differ.
+fn compile_config() -> Config {
+    let mut config = Config::new();
+    config.memory_init_cow(true).epoch_interruption(true);
+    config
+}
+
+/// An engine that only compiles, for `wedge compile-module`: its output loads
+/// into the serving engine of [`WasmEngine::new`].
+pub fn compiling_engine() -> anyhow::Result<Engine> {
+    let mut config = compile_config();
+    config.parallel_compilation(true);
+    Ok(Engine::new(&config)?)
 }
 
 fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {

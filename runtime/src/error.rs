@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::instance::RunError;
+use crate::validate::BadRequest;
 
 /// The response body type of every wedge response.
 pub type Body = Full<Bytes>;
@@ -34,6 +35,13 @@ pub enum HostError {
     /// The body could not be read.
     #[error("could not read request body")]
     BadBody,
+    /// The request carries what the host will not pass to a guest.
+    #[error("bad request: {0}")]
+    BadRequest(#[from] BadRequest),
+    /// The client's address is over `[server.per_ip] rate`; it may try again
+    /// after this many seconds.
+    #[error("rate limit exceeded")]
+    RateLimited(u32),
     /// The guest ran but gave no usable response.
     #[error(transparent)]
     Guest(#[from] RunError),
@@ -48,7 +56,8 @@ impl HostError {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Overloaded | Self::NoVersion => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::BadBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Guest(RunError::Failed { kind, .. }) => match kind {
                 crate::instance::TrapKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +77,8 @@ impl HostError {
             Self::NoVersion => "function unavailable",
             Self::BodyTimeout => "request body timeout",
             Self::BadBody => "bad request body",
+            Self::BadRequest(_) => "bad request",
+            Self::RateLimited(_) => "too many requests, retry shortly",
             Self::Guest(RunError::Failed { kind, .. }) => match kind {
                 crate::instance::TrapKind::Timeout => "function timed out",
                 _ => "function failed",
@@ -90,6 +101,9 @@ impl HostError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE && !matches!(self, Self::NoVersion) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::RateLimited(seconds) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(
             self,

@@ -18,12 +18,14 @@ use crate::error::{Body, HostError};
 use crate::instance::{self, Invocation, RunError, Timing, TrapKind};
 use crate::kv::{Backend, KvCtx};
 use crate::lanes;
+use crate::peers::Peers;
 use crate::registry::{Function, Version};
 use crate::request_id::request_id;
 use crate::rollout;
 use crate::router::Snapshot;
 use crate::stdio::GuestLog;
 use crate::telemetry::{Outcome, Telemetry};
+use crate::validate;
 use crate::wagi::{self, RequestInfo};
 
 /// The addresses of the connection a request came in on.
@@ -44,6 +46,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Requests served at once before 503.
     pub max_inflight: usize,
+    /// The whole body must arrive within this, before a request is admitted.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -53,6 +57,7 @@ impl Limits {
             max_body: server.max_request_body.as_usize(),
             max_header_bytes: server.max_header_bytes.as_usize(),
             max_inflight: server.max_inflight as usize,
+            body_timeout: server.body_timeout.0,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct App {
     /// Woken by every failed request, so a failing canary is judged at once
     /// rather than at the next periodic check.
     failures: Arc<tokio::sync::Notify>,
+    /// Per-address connection counts and request rates.
+    peers: Arc<Peers>,
 }
 
 /// What an access event records beyond the status.
@@ -93,6 +100,7 @@ impl App {
         telemetry: Arc<Telemetry>,
         snapshot: Snapshot,
         limits: Limits,
+        peers: Arc<Peers>,
     ) -> Self {
         Self {
             engine,
@@ -102,7 +110,13 @@ impl App {
             kv,
             telemetry,
             failures: Arc::default(),
+            peers,
         }
+    }
+
+    /// The per-address limits.
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
     }
 
     /// The node's request telemetry.
@@ -147,7 +161,7 @@ impl App {
         let (parts, body) = req.into_parts();
         let mut served = Served::default();
         let result = self
-            .serve(&parts, body, conn, &request_id, &mut served, started)
+            .serve(&parts, body, conn, &request_id, &mut served)
             .await;
         let mut response = match result {
             Ok(r) => r,
@@ -206,6 +220,9 @@ impl App {
         response
     }
 
+    /// Refuses what the host will not pass on, routes, reads the body (holding
+    /// nothing but the connection), and only then takes an admission slot and
+    /// an instance. The function's timeout runs from admission.
     async fn serve(
         &self,
         parts: &http::request::Parts,
@@ -213,13 +230,14 @@ impl App {
         conn: ConnInfo,
         request_id: &str,
         served: &mut Served,
-        started: Instant,
     ) -> Result<Response<Body>, HostError> {
         if head_size(parts) > self.limits.max_header_bytes {
             return Err(HostError::HeadersTooLarge);
         }
-        let _admitted = Admission::try_new(&self.inflight, self.limits.max_inflight)
-            .ok_or(HostError::Overloaded)?;
+        validate::check(parts)?;
+        self.peers
+            .admit(conn.peer.ip())
+            .map_err(HostError::RateLimited)?;
 
         let snapshot = self.snapshot.load();
         let host = wagi::host_of(parts).map(|h| wagi::split_host_port(h).0);
@@ -232,8 +250,10 @@ impl App {
             .ok_or(HostError::NoVersion)?;
         served.version = Some(version.clone());
 
-        let deadline = started + function.settings.timeout;
-        let stdin = self.read_body(parts, body, deadline).await?;
+        let stdin = self.read_body(parts, body).await?;
+        let _admitted = Admission::try_new(&self.inflight, self.limits.max_inflight)
+            .ok_or(HostError::Overloaded)?;
+        let deadline = Instant::now() + function.settings.timeout;
         let info = RequestInfo {
             parts,
             route: &function.route,
@@ -273,13 +293,12 @@ impl App {
         Ok(response)
     }
 
-    /// Reads the whole body within the limit and the request's deadline. A declared
+    /// Reads the whole body within the limit and `body_timeout`. A declared
     /// length over the limit is refused before a byte of the body is read.
     async fn read_body(
         &self,
         parts: &http::request::Parts,
         body: Incoming,
-        deadline: Instant,
     ) -> Result<Bytes, HostError> {
         let max = self.limits.max_body;
         let declared = parts
@@ -293,7 +312,9 @@ impl App {
         if body.is_end_stream() {
             return Ok(Bytes::new());
         }
-        match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        match tokio::time::timeout(self.limits.body_timeout, Limited::new(body, max).collect())
+            .await
+        {
             Err(_) => Err(HostError::BodyTimeout),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<LengthLimitError>() => Err(HostError::BodyTooLarge),

@@ -7,36 +7,46 @@
 //! - [`config`]: `wedge.toml`, `function.toml`, `deployment.toml`.
 //! - [`admin`]: the admin API on its own listener: functions, deployments, uploads, kv.
 //! - [`client`]: the admin API client behind `wedge deploy`, `status` and friends.
-//! - [`server`]: the listener, HTTP/1.1 and h2c, connection limits, graceful shutdown.
+//! - [`server`]: the listener: connection limits, accept back-off, graceful shutdown.
+//! - [`conn`]: one connection: TLS or protocol sniffing, HTTP/1.1 or HTTP/2, and
+//!   its header-read, idle and write timeouts.
+//! - [`tls`]: certificates for the public listener, reloaded when their files change.
+//! - [`peers`]: per-address connection counts and request rates.
 //! - [`lanes`]: the serving threads, one per core, each with its own connections.
-//! - [`handler`]: the request path: admission, routing, body, guest run, access log.
+//! - [`handler`]: the request path: checks, routing, body, admission, guest run,
+//!   response, access log.
+//! - [`validate`]: what a request must be before any of it reaches a guest.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
-//!   its watcher reloads what changes.
-//! - [`control`]: reload and swap, one at a time, for the watcher and the admin API.
+//!   compiles in child processes, the module cache, the remembered last good state,
+//!   and the watcher that queues reloads.
+//! - [`control`]: reload and swap, one swap at a time, for every source of change.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
-//! - [`alloc`]: the allocator controls that hand compile memory back to the system.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
 //! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
 //!   exit), served from the request's buffers.
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
-//! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit.
+//! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit,
+//!   recovery from storage errors.
 //! - [`error`]: statuses the host answers with itself.
-//! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations.
+//! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations,
+//!   connections.
+//! - [`fsutil`]: crash-safe file writes.
 //! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
-//! Data flows one way: `server` → `handler` → `router` (snapshot) → `instance` +
-//! `wagi` → response; `registry` is the only writer of the snapshot.
+//! Data flows one way: `server` → `conn` → `handler` → `router` (snapshot) →
+//! `instance` + `wagi` → response; `registry` is the only writer of the snapshot.
 
 pub mod admin;
-pub mod alloc;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod guest_io;
 pub mod handler;
 pub mod instance;
@@ -44,6 +54,7 @@ pub mod kv;
 pub mod lanes;
 pub mod log;
 pub mod metrics;
+pub mod peers;
 pub mod registry;
 pub mod request_id;
 pub mod rollout;
@@ -51,29 +62,44 @@ pub mod router;
 pub mod server;
 pub mod stdio;
 pub mod telemetry;
+pub mod tls;
+pub mod validate;
 pub mod wagi;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::conn::ConnSettings;
 use crate::control::Control;
 use crate::engine::WasmEngine;
 use crate::handler::{App, Limits};
 use crate::kv::Backend;
 use crate::kv::sled::SledBackend;
-use crate::registry::Registry;
-use crate::server::ConnSettings;
+use crate::peers::Peers;
+use crate::registry::watcher::ReloadQueue;
+use crate::registry::{Registry, Reloaded};
+use crate::server::ListenSettings;
 use crate::telemetry::Telemetry;
 
+/// File descriptors kept back from `server.max_connections` for everything else
+/// a node opens: the admin API, the store, module files, compiler pipes.
+const RESERVED_FDS: u64 = 256;
+
+/// Connections the admin API serves at once; more wait in its backlog.
+pub const ADMIN_CONNECTIONS: usize = 64;
+
 /// Loads every function, then serves `listener` until `shutdown` resolves and the
-/// in-flight requests have finished.
+/// in-flight requests have finished. `compiler` is the `wedge` binary, which
+/// compiles modules as `wedge compile-module`.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
+    compiler: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let token = match config.admin.token_file.as_os_str().is_empty() {
@@ -86,6 +112,11 @@ pub async fn serve(
             config.admin.listen
         );
     }
+    let max_connections = connection_budget(config.server.max_connections);
+    let tls = match &config.server.tls {
+        Some(tls) => Some(tls::Tls::start(tls).context("cannot set up [server.tls]")?),
+        None => None,
+    };
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.admin.listen))?;
@@ -98,24 +129,23 @@ pub async fn serve(
     })?;
     let started = std::time::Instant::now();
     // Watch before loading, so nothing written during the load is missed.
-    let watcher = registry::watcher::watch(config.functions.dir.clone())
+    let queue = Arc::new(ReloadQueue::default());
+    let _watcher = registry::watcher::watch(config.functions.dir.clone(), queue.clone())
         .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
     let telemetry = Arc::new(Telemetry::default());
     let registry = Arc::new(Registry::new(
         engine.clone(),
         config.clone(),
         telemetry.clone(),
+        compiler,
     ));
-    let (snapshot, stats) = {
-        let registry = registry.clone();
-        tokio::task::spawn_blocking(move || registry.load_all()).await?
-    };
-    let functions = snapshot.functions().count();
+    let (loaded, compiled) = load_functions(&registry).await?;
+    let functions = loaded.snapshot.functions().count();
     tracing::info!(
         target: "wedge::registry",
         functions,
-        compiled = stats.compiled,
-        cached = stats.cached,
+        compiled,
+        cached = loaded.stats.cached,
         failures = registry.failures().len(),
         load_ms = started.elapsed().as_millis() as u64,
         "functions loaded"
@@ -134,11 +164,12 @@ pub async fn serve(
         engine,
         kv.clone(),
         telemetry,
-        snapshot,
+        loaded.snapshot,
         Limits::from_config(&config.server),
+        Arc::new(Peers::new(&config.server.per_ip)),
     ));
-    let control = Arc::new(Control::new(registry, app.clone()));
-    watcher.start_reloading(control.clone());
+    let control = Arc::new(Control::new(registry, app.clone(), queue));
+    tokio::spawn(control.clone().run_reloads());
     tokio::spawn(control.clone().watch_canaries());
     tracing::info!(
         target: "wedge::admin",
@@ -151,13 +182,20 @@ pub async fn serve(
         target: "wedge::server",
         addr = %listener.local_addr()?,
         functions,
+        tls = tls.is_some(),
+        max_connections,
         load_ms = started.elapsed().as_millis() as u64,
         "wedge ready"
     );
     server::serve(
         listener,
         app,
-        ConnSettings::from_config(&config.server),
+        ListenSettings {
+            max_connections,
+            shutdown_timeout: config.server.shutdown_timeout.0,
+            workers: config.server.worker_threads(),
+        },
+        ConnSettings::from_config(&config.server, tls.as_ref().map(|t| t.acceptor().clone())),
         shutdown,
     )
     .await
@@ -169,4 +207,67 @@ pub async fn serve(
         .context("cannot flush the key-value store")?;
     tracing::info!(target: "wedge::kv", "key-value store flushed");
     Ok(())
+}
+
+/// Loads the functions directory, compiling what the cache lacks (several
+/// modules at a time) before the node serves. Returns the result and how many
+/// modules were compiled.
+async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<(Reloaded, usize)> {
+    let first = {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || registry.load_all()).await?
+    };
+    let mut compiles = tokio::task::JoinSet::new();
+    for job in first.jobs.iter().filter(|j| registry.begin_compile(j)) {
+        let (registry, job) = (registry.clone(), job.clone());
+        compiles.spawn(async move { registry.compile(&job).await });
+    }
+    let compiled = compiles.len();
+    while compiles.join_next().await.is_some() {}
+    // Every function that waited, including those sharing a module with another.
+    let mut names: Vec<String> = first.jobs.iter().map(|j| j.function.clone()).collect();
+    names.sort();
+    names.dedup();
+    let registry = registry.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = match names.is_empty() {
+            true => first,
+            false => registry.reload(&first.snapshot, &names),
+        };
+        // What serves now is the state to fall back on after a crash.
+        let all: Vec<String> = loaded
+            .snapshot
+            .functions()
+            .map(|f| f.name.to_string())
+            .collect();
+        registry.remember(&loaded.snapshot, &all);
+        registry.forget_removed();
+        registry.evict(&loaded.snapshot);
+        loaded
+    })
+    .await?;
+    Ok((loaded, compiled))
+}
+
+/// `server.max_connections`, within what the process's file descriptor limit
+/// allows. The soft limit is raised to the hard limit first; if that still
+/// leaves too few, the budget shrinks and a warning says so, rather than
+/// accepts failing with "too many open files" and taking the admin API with
+/// them.
+fn connection_budget(wanted: u32) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let budget = limit
+        .saturating_sub(RESERVED_FDS + ADMIN_CONNECTIONS as u64)
+        .max(1);
+    if u64::from(wanted) > budget {
+        tracing::warn!(
+            target: "wedge::server",
+            max_connections = wanted,
+            fd_limit = limit,
+            using = budget,
+            "server.max_connections is above what the file descriptor limit allows; raise `ulimit -n` (LimitNOFILE=) to use it"
+        );
+        return budget as usize;
+    }
+    wanted as usize
 }

@@ -84,6 +84,10 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Compiles one module from stdin to stdout; what `serve` runs in a child
+    /// process for every compile.
+    #[command(name = "compile-module", hide = true)]
+    CompileModule,
 }
 
 #[derive(Subcommand)]
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Kv { op, admin } => with_admin(&admin, |c| async move { kv(&c, op).await }),
+        Command::CompileModule => return compile_module(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,11 +206,13 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
         .thread_name("wedge-control")
         .build()
         .context("cannot start the async runtime")?;
+    let compiler =
+        std::env::current_exe().context("cannot find the wedge binary to compile with")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        wedge::serve(config, listener, shutdown_signal()).await
+        wedge::serve(config, listener, compiler, shutdown_signal()).await
     })?;
     tracing::info!(target: "wedge::server", "stopped");
     Ok(())
@@ -286,12 +293,45 @@ async fn shutdown_signal() {
     }
 }
 
+/// `wedge compile-module`: the wasm on stdin, wasmtime's compiled code on
+/// stdout, an invalid module's error on stderr with exit status 2. It lowers
+/// its own CPU priority first, so serving threads come before compiles.
+fn compile_module() -> ExitCode {
+    use std::io::{Read, Write};
+    let _ = rustix::process::setpriority_process(None, 10);
+    let mut wasm = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
+        eprintln!("cannot read the module: {e}");
+        return ExitCode::FAILURE;
+    }
+    let engine = match wedge::engine::compiling_engine() {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("cannot set up the compiler: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match engine.precompile_module(&wasm) {
+        Ok(compiled) => match std::io::stdout().lock().write_all(&compiled) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write the compiled module: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("{}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(wedge::registry::compiler::EXIT_INVALID as u8)
+        }
+    }
+}
+
 fn check(module: &Path) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
     let sha256 = loader::sha256_hex(&bytes);
     let engine = WasmEngine::new(1)?;
-    let (compiled, _) = loader::compile(&engine, None, &bytes)
+    let compiled = loader::compile(&engine, &bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());

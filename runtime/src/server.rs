@@ -1,97 +1,117 @@
-//! The public listener: accepts connections, speaks HTTP/1.1 or h2c (prior
-//! knowledge), enforces the connection-level limits and shuts down gracefully.
+//! The public listener: accepts connections within `max_connections` and
+//! `per_ip.max_connections`, hands each to a serving lane ([`crate::conn`]
+//! serves it there), backs off when accepting fails, and shuts down
+//! gracefully.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::config::ServerConfig;
-use crate::handler::{App, ConnInfo};
+use crate::conn::{self, ConnSettings};
+use crate::handler::App;
 use crate::lanes::Lanes;
+use crate::telemetry::CloseReason;
 
-/// The HTTP/2 connection preface a prior-knowledge h2c client opens with.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The first pause after a failed accept; it doubles up to [`MAX_BACKOFF`]
+/// while accepts keep failing (out of file descriptors, usually).
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Connection-level settings, from `[server]`.
-#[derive(Debug, Clone)]
-pub struct ConnSettings {
-    /// A connection must deliver a complete request head within this time.
-    pub header_read_timeout: Duration,
-    /// Request line plus headers; hyper refuses heads beyond this with 431.
-    pub max_header_bytes: usize,
+/// What the listener needs beyond the connection settings.
+pub struct ListenSettings {
+    /// Open connections at most; beyond this, new ones wait in the backlog.
+    pub max_connections: usize,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// Serving threads ([`Lanes`]).
     pub workers: usize,
 }
 
-impl ConnSettings {
-    /// The settings `[server]` asks for.
-    pub fn from_config(server: &ServerConfig) -> Self {
-        Self {
-            header_read_timeout: server.header_read_timeout.0,
-            max_header_bytes: server.max_header_bytes.as_usize(),
-            shutdown_timeout: server.shutdown_timeout.0,
-            workers: server.worker_threads(),
-        }
-    }
-}
-
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish (for at most `shutdown_timeout`) and returns.
-/// Connections are served on `workers` lanes, handed out in turn.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    listen: ListenSettings,
     settings: ConnSettings,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
     let settings = Arc::new(settings);
-    let mut lanes = Lanes::start(settings.workers)?;
+    let mut lanes = Lanes::start(listen.workers)?;
+    let permits = Arc::new(Semaphore::new(listen.max_connections));
+    let (stop, stopping) = watch::channel(false);
+    // Every connection holds a sender; when the last one drops, all are done.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let peers = app.peers().clone();
+    let connections = app.telemetry().connections.clone();
+    let mut backoff = FIRST_BACKOFF;
     tokio::pin!(shutdown);
     loop {
+        // Beyond max_connections nothing is accepted: clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = FIRST_BACKOFF;
+                a
+            }
+            Err(e) => {
+                tracing::warn!(target: "wedge::server", backoff_ms = backoff.as_millis() as u64, "accept failed: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut shutdown => break,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let Some(per_ip) = peers.connect(peer.ip()) else {
+            connections.closed(CloseReason::PerIpLimit);
+            continue;
+        };
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let (app, settings, stopping, open) = (
+            app.clone(),
+            settings.clone(),
+            stopping.clone(),
+            open.clone(),
+        );
+        let counted = connections.opened();
+        let job = Box::pin(async move {
+            let _held = (permit, per_ip, counted, open);
+            // The connection moves to its lane's own event loop.
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                conn::serve(stream, app, settings, stopping).await;
+            }
+        });
+        // A lane whose queue is full holds the accept loop; shutdown does not wait for it.
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let watcher = graceful.watcher();
-                    // The connection moves to its lane's own event loop.
-                    let Ok(stream) = stream.into_std() else { continue };
-                    let (app, settings) = (app.clone(), settings.clone());
-                    lanes
-                        .dispatch(Box::pin(async move {
-                            if let Ok(stream) = TcpStream::from_std(stream) {
-                                serve_connection(stream, app, settings, watcher).await;
-                            }
-                        }))
-                        .await;
-                }
-                Err(e) => {
-                    // Out of file descriptors, usually: back off instead of spinning.
-                    tracing::warn!(target: "wedge::server", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            () = lanes.dispatch(job) => {}
             () = &mut shutdown => break,
         }
     }
     drop(listener);
     lanes.close();
-    let open = graceful.count();
+    let _ = stop.send(true);
+    drop(open);
     tracing::info!(
         target: "wedge::server",
-        connections = open,
+        connections = connections.open(),
         inflight = app.inflight(),
         "stopped accepting; letting in-flight requests finish"
     );
-    if tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown())
+    if tokio::time::timeout(listen.shutdown_timeout, all_closed.recv())
         .await
         .is_err()
     {
@@ -102,73 +122,4 @@ pub async fn serve(
         );
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    H2c,
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    app: Arc<App>,
-    settings: Arc<ConnSettings>,
-    watcher: Watcher,
-) {
-    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let protocol = match tokio::time::timeout(settings.header_read_timeout, sniff(&stream)).await {
-        Ok(Ok(Some(p))) => p,
-        // Closed, failed, or silent for too long: nothing to answer.
-        _ => return,
-    };
-    let conn = ConnInfo { peer, local };
-    let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(req, conn).await) }
-    });
-    let io = TokioIo::new(stream);
-    let result = match protocol {
-        Protocol::Http1 => {
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(settings.header_read_timeout)
-                .max_buf_size(settings.max_header_bytes.max(8192))
-                .serve_connection(io, service);
-            watcher.watch(conn).await
-        }
-        Protocol::H2c => {
-            let conn = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
-                .serve_connection(io, service);
-            watcher.watch(conn).await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(target: "wedge::server", %peer, "connection ended: {e}");
-    }
-}
-
-/// Tells h2c prior knowledge from HTTP/1 by peeking at the first bytes, without
-/// consuming them. `None` when the client closes first.
-async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
-    let mut buf = [0u8; H2_PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf[..n] != H2_PREFACE[..n] {
-            return Ok(Some(Protocol::Http1));
-        }
-        if n == H2_PREFACE.len() {
-            return Ok(Some(Protocol::H2c));
-        }
-        // A partial preface: wait for the rest (bounded by the caller's timeout).
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
 }

@@ -22,6 +22,8 @@ pub struct Telemetry {
     unrouted: StatusCounts,
     /// Key-value operations by store, operation and result.
     kv: CounterVec<(String, &'static str, &'static str)>,
+    /// Client connections: open now, and closed by wedge, by reason.
+    pub connections: Arc<Connections>,
 }
 
 impl Telemetry {
@@ -88,6 +90,83 @@ impl Telemetry {
     }
 }
 
+/// Why wedge closed a client connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No request in flight for `idle_timeout`.
+    Idle,
+    /// A request head (or the TLS handshake) did not arrive within `header_read_timeout`.
+    HeaderTimeout,
+    /// The client accepted no response bytes for `write_timeout`.
+    WriteTimeout,
+    /// Its address already had `per_ip.max_connections` open.
+    PerIpLimit,
+    /// The TLS handshake failed.
+    Tls,
+}
+
+impl CloseReason {
+    /// Every reason, in the order of their discriminants.
+    pub const ALL: [CloseReason; 5] = [
+        Self::Idle,
+        Self::HeaderTimeout,
+        Self::WriteTimeout,
+        Self::PerIpLimit,
+        Self::Tls,
+    ];
+
+    /// The label in `wedge_connections_closed_total` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::HeaderTimeout => "header_timeout",
+            Self::WriteTimeout => "write_timeout",
+            Self::PerIpLimit => "per_ip_limit",
+            Self::Tls => "tls_handshake",
+        }
+    }
+}
+
+/// Client connections, lock-free.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicU64,
+    closed: [AtomicU64; CloseReason::ALL.len()],
+}
+
+impl Connections {
+    /// Counts a connection as open until the guard drops.
+    pub fn opened(self: &Arc<Self>) -> OpenConnection {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// Counts a connection wedge closed.
+    pub fn closed(&self, reason: CloseReason) {
+        self.closed[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections wedge closed, by reason.
+    pub fn closed_counts(&self) -> [(CloseReason, u64); CloseReason::ALL.len()] {
+        CloseReason::ALL.map(|r| (r, self.closed[r as usize].load(Ordering::Relaxed)))
+    }
+}
+
+/// One open connection; counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Arc<Connections>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A counter per HTTP status, lock-free.
 pub struct StatusCounts {
     counts: Box<[AtomicU64]>,
@@ -147,8 +226,6 @@ pub struct VersionStats {
     traps: [AtomicU64; 4],
     /// `(second, requests, errors)`, oldest first.
     window: Mutex<VecDeque<(u64, u64, u64)>>,
-    /// When this version started taking canary traffic, for `promote_after`.
-    canary_since: Mutex<Option<Instant>>,
 }
 
 /// What one request came to, as counted.
@@ -220,21 +297,6 @@ impl VersionStats {
             .iter()
             .filter(|b| b.0 + span > now)
             .fold((0, 0), |(r, e), b| (r + b.1, e + b.2))
-    }
-
-    /// How long this version has been a canary with traffic; starts the clock
-    /// on first call.
-    pub fn canary_age(&self) -> Duration {
-        self.canary_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(Instant::now)
-            .elapsed()
-    }
-
-    /// Stops the canary clock (the version was rolled back or promoted).
-    pub fn reset_canary_clock(&self) {
-        *self.canary_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

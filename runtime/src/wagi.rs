@@ -112,10 +112,15 @@ pub fn environment(info: &RequestInfo<'_>, static_env: &[(String, String)]) -> C
 }
 
 /// `HTTP_<NAME>` for each header but `Authorization` and `Connection`; repeated
-/// headers are joined with `, ` (cookies with `; `).
+/// headers are joined with `, ` (cookies with `; `). A header whose name holds
+/// `_` is not passed: `X_User_Id` would land on the same variable as
+/// `X-User-Id`, a header a proxy in front may have set after checking it.
 fn header_variables(headers: &HeaderMap, vars: &mut CStrings) {
     for name in headers.keys() {
-        if name == header::AUTHORIZATION || name == header::CONNECTION {
+        if name == header::AUTHORIZATION
+            || name == header::CONNECTION
+            || name.as_str().contains('_')
+        {
             continue;
         }
         let key = b"HTTP_"
@@ -416,6 +421,7 @@ mod tests {
             .header("accept", "a")
             .header("accept", "b")
             .header("authorization", "Bearer secret")
+            .header("x_user_id", "forged")
             .header("content-type", "text/plain")
             .body(())
             .unwrap();
@@ -448,6 +454,13 @@ mod tests {
         assert_eq!(get("X_RAW_PATH_INFO"), Some("/a%20b"));
         assert_eq!(get("SERVER_NAME"), Some("edge.example"));
         assert_eq!(get("HTTP_X_USER_ID"), Some("42"));
+        assert_eq!(
+            env.iter()
+                .filter(|s| s.starts_with("HTTP_X_USER_ID="))
+                .count(),
+            1,
+            "an underscored header cannot add a second HTTP_X_USER_ID"
+        );
         assert_eq!(get("HTTP_ACCEPT"), Some("a, b"));
         assert_eq!(get("HTTP_AUTHORIZATION"), None);
         assert_eq!(get("CONTENT_LENGTH"), Some("5"));

@@ -34,13 +34,16 @@ impl Token {
         })
     }
 
-    /// Whether `headers` carry `Authorization: Bearer <this token>`.
+    /// Whether `headers` carry `Authorization: Bearer <this token>`. The
+    /// scheme is case-insensitive, as every HTTP authentication scheme is
+    /// (RFC 9110 §11.1).
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         let candidate = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token);
         let digest: [u8; 32] = Sha256::digest(candidate.trim().as_bytes()).into();
         // Every byte is compared; no early exit.
         digest
@@ -66,6 +69,12 @@ mod tests {
         assert!(!token.allows(&h));
         h.insert("authorization", "Bearer s3cret".parse().unwrap());
         assert!(token.allows(&h));
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            h.insert("authorization", format!("{scheme} s3cret").parse().unwrap());
+            assert!(token.allows(&h), "{scheme}");
+        }
+        h.insert("authorization", "Bearers3cret".parse().unwrap());
+        assert!(!token.allows(&h));
         assert!(Token::new("").is_none());
     }
 }

@@ -13,6 +13,38 @@ pub fn render(control: &Control) -> String {
         "Requests being served right now.",
     )
     .sample("wedge_inflight_requests", &[], app.inflight());
+    let connections = &app.telemetry().connections;
+    e.family(
+        "wedge_open_connections",
+        "gauge",
+        "Client connections open on the public listener.",
+    )
+    .sample("wedge_open_connections", &[], connections.open());
+    e.family(
+        "wedge_connections_closed_total",
+        "counter",
+        "Client connections wedge closed itself, by reason.",
+    );
+    for (reason, n) in connections.closed_counts() {
+        e.sample(
+            "wedge_connections_closed_total",
+            &[("reason", reason.as_str())],
+            n,
+        );
+    }
+    let store = app.kv().health();
+    e.family(
+        "wedge_store_ready",
+        "gauge",
+        "1 when the key-value store takes writes, 0 while it recovers from a storage error.",
+    )
+    .sample("wedge_store_ready", &[], u8::from(store.ready()));
+    e.family(
+        "wedge_store_errors_total",
+        "counter",
+        "Storage errors of the key-value store (failed reads, writes and flushes).",
+    )
+    .sample("wedge_store_errors_total", &[], store.errors());
     per_function(
         &mut e,
         "wedge_module_swaps_total",

@@ -40,19 +40,34 @@ impl Admin {
         Self { control, token }
     }
 
-    /// Serves `listener` until the task is dropped.
+    /// Serves `listener` until the task is dropped, [`crate::ADMIN_CONNECTIONS`]
+    /// connections at a time. It runs on the control thread with its own
+    /// listener and file descriptors set aside, so whatever the public
+    /// listener suffers, the operator still gets in.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(crate::ADMIN_CONNECTIONS));
+        let mut backoff = Duration::from_millis(5);
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(target: "wedge::admin", "accept failed: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
             };
+            backoff = Duration::from_millis(5);
             let admin = self.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |req| {
                     let admin = admin.clone();
                     async move { Ok::<_, Infallible>(admin.handle(req).await) }
                 });
+                // hyper's header-read timeout also bounds the wait between
+                // requests, which closes an idle admin connection.
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(10))

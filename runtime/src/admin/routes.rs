@@ -14,16 +14,14 @@ use crate::error::Body;
 use crate::kv::KvError;
 use crate::registry::{Function, LoadFailure};
 
-/// Largest module an upload may carry.
-const MAX_MODULE: usize = 128 << 20;
-/// Largest other request body (deployments, key-value values).
+/// Largest request body other than a module (deployments, key-value values).
 const MAX_BODY: usize = 2 << 20;
 
 pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Response<Body> {
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["readyz"]) => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, ["readyz"]) => readyz(control),
         (&Method::GET, ["metrics"]) => {
             let mut r = text(StatusCode::OK, super::metrics::render(control));
             r.headers_mut().insert(
@@ -34,7 +32,8 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Res
         }
         (&Method::GET, ["v1", "functions"]) => functions(control),
         (&Method::PUT, ["v1", "functions", name, "versions", label]) => {
-            let bytes = match body(req, MAX_MODULE).await {
+            let max_module = control.registry().max_module_size();
+            let bytes = match body(req, max_module).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -80,6 +79,18 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Res
             kv(control, req, &store, &key).await
         }
         _ => error(StatusCode::NOT_FOUND, "no such admin route"),
+    }
+}
+
+/// Ready when the functions are loaded (always, once this listener answers)
+/// and the key-value store takes writes; otherwise 503 saying what is wrong.
+fn readyz(control: &Control) -> Response<Body> {
+    match control.app().kv().health().problem() {
+        None => text(StatusCode::OK, "ready\n"),
+        Some(problem) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the key-value store cannot write: {problem}\n"),
+        ),
     }
 }
 
@@ -184,7 +195,7 @@ async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) 
                 Err(r) => return r,
             };
             match store.set(key, &value) {
-                Ok(()) => match backend.durable().await {
+                Ok(()) => match store.durable().await {
                     Ok(()) => json(StatusCode::OK, &json!({ "stored": value.len() })),
                     Err(e) => kv_error(e),
                 },
@@ -192,7 +203,7 @@ async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) 
             }
         }
         Method::DELETE => match store.delete(key) {
-            Ok(true) => match backend.durable().await {
+            Ok(true) => match store.durable().await {
                 Ok(()) => json(StatusCode::OK, &json!({ "deleted": true })),
                 Err(e) => kv_error(e),
             },

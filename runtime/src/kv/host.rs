@@ -116,20 +116,23 @@ pub fn add_to_linker<T: Send + 'static>(
         "wedge",
         "kv_open",
         move |mut caller: Caller<'_, T>, name_ptr: i32, name_len: i32, handle_out: i32| -> i32 {
-            let mut opened = String::new();
+            // The metric is labelled with the store only when the function
+            // declares it: a guest must not mint label values of its own.
+            let mut declared = None;
             let result = (|| {
                 let mem = memory(&mut caller)?;
                 let name = memory::read(mem, &caller, name_ptr, name_len)?;
                 let name = std::str::from_utf8(&name)
                     .map_err(|_| KvError::Invalid("store name is not UTF-8"))?;
                 memory::check(mem, &caller, handle_out, 4)?;
-                opened = name.to_string();
-                let handle = ctx(caller.data_mut()).open_store(name)?;
+                let kv = ctx(caller.data_mut());
+                declared = kv.allowed.iter().position(|a| a == name);
+                let handle = kv.open_store(name)?;
                 memory::write(mem, &mut caller, handle_out, &handle.to_le_bytes())
             })();
             let kv = ctx(caller.data_mut());
-            kv.telemetry
-                .record_kv(&opened, "open", result_label(&result));
+            let store = declared.map_or("", |i| kv.allowed[i].as_str());
+            kv.telemetry.record_kv(store, "open", result_label(&result));
             code(result)
         },
     )?;
@@ -245,10 +248,9 @@ pub fn add_to_linker<T: Send + 'static>(
                     let mem = memory(&mut caller)?;
                     let key = memory::read(mem, &caller, key_ptr, key_len)?;
                     let value = memory::read(mem, &caller, val_ptr, val_len)?;
-                    let kv = ctx(caller.data_mut());
-                    let store = kv.store(h)?;
+                    let store = ctx(caller.data_mut()).store(h)?;
                     store.set(&key, &value)?;
-                    Ok(kv.backend.clone())
+                    Ok(store)
                 })();
                 let result = durable(applied).await;
                 ctx(caller.data_mut()).finish(h, "set", result)
@@ -264,12 +266,11 @@ pub fn add_to_linker<T: Send + 'static>(
                 let applied = (|| {
                     let mem = memory(&mut caller)?;
                     let key = memory::read(mem, &caller, key_ptr, key_len)?;
-                    let kv = ctx(caller.data_mut());
-                    let store = kv.store(h)?;
+                    let store = ctx(caller.data_mut()).store(h)?;
                     if !store.delete(&key)? {
                         return Err(KvError::NotFound);
                     }
-                    Ok(kv.backend.clone())
+                    Ok(store)
                 })();
                 let result = durable(applied).await;
                 ctx(caller.data_mut()).finish(h, "delete", result)
@@ -295,8 +296,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     let mem = memory(&mut caller)?;
                     let key = memory::read(mem, &caller, key_ptr, key_len)?;
                     memory::check(mem, &caller, value_out, 8)?;
-                    let kv = ctx(caller.data_mut());
-                    let store = kv.store(h)?;
+                    let store = ctx(caller.data_mut()).store(h)?;
                     let result = store.add(&key, delta, min, max);
                     // The guest learns the value either way: the new one, or the
                     // current one when the add was refused.
@@ -307,7 +307,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     if let Some(v) = shown {
                         memory::write(mem, &mut caller, value_out, &v.to_le_bytes())?;
                     }
-                    result.map(|_| ctx(caller.data_mut()).backend.clone())
+                    result.map(|_| store)
                 })();
                 let result = durable(outcome).await;
                 ctx(caller.data_mut()).finish(h, "add", result)
@@ -340,8 +340,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     };
                     let new = memory::read(mem, &caller, new_ptr, new_len)?;
                     memory::check(mem, &caller, swapped_out, 4)?;
-                    let kv = ctx(caller.data_mut());
-                    let store = kv.store(h)?;
+                    let store = ctx(caller.data_mut()).store(h)?;
                     let swapped = store.compare_and_swap(&key, expected.as_deref(), &new)?;
                     memory::write(
                         mem,
@@ -349,10 +348,10 @@ pub fn add_to_linker<T: Send + 'static>(
                         swapped_out,
                         &u32::from(swapped).to_le_bytes(),
                     )?;
-                    Ok(swapped.then(|| ctx(caller.data_mut()).backend.clone()))
+                    Ok(swapped.then_some(store))
                 })();
                 let result = match applied {
-                    Ok(Some(backend)) => durable(Ok(backend)).await,
+                    Ok(Some(store)) => durable(Ok(store)).await,
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 };
@@ -365,6 +364,6 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 /// After a successful write, waits until it is durable.
-async fn durable(applied: Result<Arc<dyn Backend>, KvError>) -> Result<(), KvError> {
+async fn durable(applied: Result<Arc<dyn Store>, KvError>) -> Result<(), KvError> {
     applied?.durable().await
 }

@@ -3,17 +3,20 @@
 //! - [`store`]: the `Store`/`Backend` traits and limits every backend shares.
 //! - [`sled`]: the embedded backend.
 //! - [`commit`]: group commit for `durability = "sync"`.
+//! - [`health`]: whether the store takes writes, for `/readyz` and metrics.
 //! - [`host`]: the guest-facing functions, added to the linker in one call.
 //! - [`memory`]: bounds-checked access to guest memory.
 //!
 //! The guest ABI is documented in `docs/abi.md`.
 
 pub mod commit;
+pub mod health;
 pub mod host;
 pub mod memory;
 pub mod sled;
 pub mod store;
 
+pub use health::StoreHealth;
 pub use host::{KvCtx, add_to_linker};
 pub use store::{Backend, KvError, Store};
 

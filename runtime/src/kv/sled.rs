@@ -1,24 +1,63 @@
 //! The embedded backend: one sled database under `store.dir`, one sled tree per
 //! named store, flushed by [`GroupCommit`].
+//!
+//! sled stops taking writes for good after one failed write to disk (a full
+//! disk, say). wedge then takes the database out of service: new calls fail
+//! fast with `io`, `/readyz` says why, and a recovery thread waits for the
+//! requests still holding the old database to finish, opens the database
+//! again from what is on disk (every acknowledged write, since a write is
+//! acknowledged only once flushed) and makes one probe write durable. It tries
+//! again with back-off until that succeeds, so the store comes back by itself
+//! once the cause is gone, with no restart.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use crate::config::Durability;
 use crate::kv::commit::GroupCommit;
+use crate::kv::health::StoreHealth;
 use crate::kv::store::{
     Backend, KvError, MAX_PAGE, Page, Store, check_key, check_value, parse_counter,
     valid_store_name,
 };
 
-/// sled, with wedge's durability on top.
+/// The first pause between two recovery attempts; it doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// The tree the recovery's probe write goes to; not a store a guest can name
+/// (store names cannot contain `:`).
+const PROBE_TREE: &str = "wedge:health";
+
+/// sled, with wedge's durability and recovery on top.
 pub struct SledBackend {
+    shared: Arc<Shared>,
+    recovery: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    durability: Durability,
+    flush_interval: Duration,
+    /// The database in service; `None` while it is being recovered.
+    current: RwLock<Option<Arc<Open>>>,
+    health: StoreHealth,
+    /// Set when the database in service failed; the recovery thread waits on it.
+    broken: Mutex<bool>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+/// One opening of the database.
+struct Open {
     db: sled::Db,
     /// Trees already opened, so a request's `open` is a map lookup.
-    stores: RwLock<HashMap<String, Arc<SledStore>>>,
+    trees: RwLock<HashMap<String, sled::Tree>>,
     commit: GroupCommit,
+    /// This opening saw a storage error and is out of service.
+    failed: Arc<AtomicBool>,
 }
 
 impl SledBackend {
@@ -28,26 +67,54 @@ impl SledBackend {
         durability: Durability,
         flush_interval: Duration,
     ) -> Result<Self, KvError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // wedge decides when to flush: per group of writers, or on its own timer.
-            .flush_every_ms(None)
-            .open()
-            .map_err(io)?;
-        let flusher = db.clone();
-        let commit = GroupCommit::start(durability, flush_interval, move || {
-            flusher.flush().map(|_| ()).map_err(|e| e.to_string())
-        })
-        .map_err(|e| KvError::Io(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            durability,
+            flush_interval,
+            current: RwLock::new(None),
+            health: StoreHealth::default(),
+            broken: Mutex::new(false),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let first = Open::start(&shared)?;
+        *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Some(first);
+        let worker = shared.clone();
+        let recovery = std::thread::Builder::new()
+            .name("wedge-kv-recovery".into())
+            .spawn(move || recover_forever(&worker))
+            .map_err(|e| KvError::Io(e.to_string()))?;
         Ok(Self {
-            db,
-            stores: RwLock::default(),
-            commit,
+            shared,
+            recovery: Some(recovery),
         })
+    }
+
+    fn current(&self) -> Result<Arc<Open>, KvError> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|o| !o.failed.load(Ordering::Acquire))
+            .ok_or_else(recovering)
     }
 }
 
-#[async_trait::async_trait]
+impl Drop for SledBackend {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.recovery.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn recovering() -> KvError {
+    KvError::Io("the store is recovering from a storage error".into())
+}
+
 impl Backend for SledBackend {
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError> {
         if !valid_store_name(name) {
@@ -55,67 +122,230 @@ impl Backend for SledBackend {
                 "store names are 1-64 of A-Z a-z 0-9 - _ .",
             ));
         }
-        if let Some(store) = self
-            .stores
+        let open = self.current()?;
+        let cached = open
+            .trees
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-        {
-            return Ok(store.clone());
-        }
-        let mut stores = self.stores.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(store) = stores.get(name) {
-            return Ok(store.clone());
-        }
-        let store = Arc::new(SledStore {
-            tree: self.db.open_tree(format!("store:{name}")).map_err(io)?,
-        });
-        stores.insert(name.to_string(), store.clone());
-        Ok(store)
-    }
-
-    async fn durable(&self) -> Result<(), KvError> {
-        self.commit.durable().await
+            .cloned();
+        let tree = match cached {
+            Some(tree) => tree,
+            None => {
+                let tree = open
+                    .db
+                    .open_tree(format!("store:{name}"))
+                    .map_err(|e| self.shared.fail(&open, &e))?;
+                open.trees
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(name.to_string())
+                    .or_insert(tree)
+                    .clone()
+            }
+        };
+        Ok(Arc::new(SledStore {
+            tree,
+            open,
+            shared: self.shared.clone(),
+        }))
     }
 
     fn flush(&self) -> Result<(), KvError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        let open = self.current()?;
+        open.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| self.shared.fail(&open, &e))
+    }
+
+    fn health(&self) -> &StoreHealth {
+        &self.shared.health
     }
 }
 
-/// One named store: a sled tree.
+impl Open {
+    /// Opens the database, with its group commit.
+    fn start(shared: &Arc<Shared>) -> Result<Arc<Self>, KvError> {
+        let db = sled::Config::new()
+            .path(&shared.dir)
+            // wedge decides when to flush: per group of writers, or on its own timer.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| KvError::Io(e.to_string()))?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let flusher = db.clone();
+        let (flag, report) = (failed.clone(), Arc::downgrade(shared));
+        let commit = GroupCommit::start(shared.durability, shared.flush_interval, move || {
+            flusher.flush().map(|_| ()).map_err(|e| {
+                // A failed flush, in either mode, takes this opening out of service.
+                if !flag.swap(true, Ordering::AcqRel)
+                    && let Some(shared) = Weak::upgrade(&report)
+                {
+                    shared.broken(&e.to_string());
+                }
+                e.to_string()
+            })
+        })
+        .map_err(|e| KvError::Io(e.to_string()))?;
+        Ok(Arc::new(Self {
+            db,
+            trees: RwLock::default(),
+            commit,
+            failed,
+        }))
+    }
+}
+
+impl Shared {
+    /// A storage error on `open`: takes it out of service (once) and wakes the
+    /// recovery. Returns the error for the caller.
+    fn fail(&self, open: &Open, error: &sled::Error) -> KvError {
+        if open.failed.swap(true, Ordering::AcqRel) {
+            self.health.counted();
+        } else {
+            self.broken(&error.to_string());
+        }
+        KvError::Io(error.to_string())
+    }
+
+    fn broken(&self, why: &str) {
+        tracing::error!(target: "wedge::kv", "storage error, recovering the store: {why}");
+        self.health.failed(why);
+        *self.broken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_all();
+    }
+}
+
+/// The recovery thread: waits for a failure, then replaces the database.
+fn recover_forever(shared: &Arc<Shared>) {
+    loop {
+        {
+            let mut broken = shared.broken.lock().unwrap_or_else(|p| p.into_inner());
+            while !*broken && !shared.stop.load(Ordering::Acquire) {
+                broken = shared.wake.wait(broken).unwrap_or_else(|p| p.into_inner());
+            }
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            *broken = false;
+        }
+        let started = Instant::now();
+        let old = shared
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // sled holds a lock on its files: the old opening must be gone before
+        // the new one. Requests holding it finish within their own timeouts.
+        if let Some(old) = old {
+            let old = Arc::downgrade(&old);
+            while old.strong_count() > 0 {
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut retry = FIRST_RETRY;
+        loop {
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            match Open::start(shared).and_then(|open| probe(&open).map(|()| open)) {
+                Ok(open) => {
+                    *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Some(open);
+                    shared.health.recovered();
+                    tracing::info!(
+                        target: "wedge::kv",
+                        recovery_ms = started.elapsed().as_millis() as u64,
+                        "the store takes writes again"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    shared.health.failed(&e.to_string());
+                    tracing::warn!(
+                        target: "wedge::kv",
+                        retry_ms = retry.as_millis() as u64,
+                        "the store is still failing: {e}"
+                    );
+                    std::thread::sleep(retry);
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+}
+
+/// Makes one small write durable: the store takes writes.
+fn probe(open: &Open) -> Result<(), KvError> {
+    let io = |e: sled::Error| KvError::Io(e.to_string());
+    let tree = open.db.open_tree(PROBE_TREE).map_err(io)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        .to_string();
+    tree.insert("probe", stamp.as_bytes()).map_err(io)?;
+    open.db.flush().map(|_| ()).map_err(io)
+}
+
+/// One named store: a sled tree of the opening it was made from.
 pub struct SledStore {
     tree: sled::Tree,
+    open: Arc<Open>,
+    shared: Arc<Shared>,
 }
 
-fn io(e: sled::Error) -> KvError {
-    KvError::Io(e.to_string())
+impl SledStore {
+    /// Fails fast once this store's opening is out of service.
+    fn in_service(&self) -> Result<(), KvError> {
+        match self.open.failed.load(Ordering::Acquire) {
+            false => Ok(()),
+            true => Err(recovering()),
+        }
+    }
+
+    fn io(&self, e: sled::Error) -> KvError {
+        self.shared.fail(&self.open, &e)
+    }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        Ok(self.tree.get(key).map_err(io)?.map(|v| v.to_vec()))
+        self.in_service()?;
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(|e| self.io(e))?
+            .map(|v| v.to_vec()))
     }
 
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         check_key(key)?;
         check_value(value)?;
-        self.tree.insert(key, value).map_err(io)?;
+        self.in_service()?;
+        self.tree.insert(key, value).map_err(|e| self.io(e))?;
         Ok(())
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool, KvError> {
         check_key(key)?;
-        Ok(self.tree.remove(key).map_err(io)?.is_some())
+        self.in_service()?;
+        Ok(self.tree.remove(key).map_err(|e| self.io(e))?.is_some())
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool, KvError> {
         check_key(key)?;
-        self.tree.contains_key(key).map_err(io)
+        self.in_service()?;
+        self.tree.contains_key(key).map_err(|e| self.io(e))
     }
 
     fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Page, KvError> {
+        self.in_service()?;
         let limit = limit.clamp(1, MAX_PAGE);
         let mut page = Page::default();
         let start = match after {
@@ -123,7 +353,7 @@ impl Store for SledStore {
             None => std::ops::Bound::Included(prefix.to_vec()),
         };
         for item in self.tree.range((start, std::ops::Bound::Unbounded)) {
-            let key = item.map_err(io)?.0;
+            let key = item.map_err(|e| self.io(e))?.0;
             if !key.starts_with(prefix) {
                 break;
             }
@@ -138,8 +368,9 @@ impl Store for SledStore {
 
     fn add(&self, key: &[u8], delta: i64, min: i64, max: i64) -> Result<i64, KvError> {
         check_key(key)?;
+        self.in_service()?;
         loop {
-            let current = self.tree.get(key).map_err(io)?;
+            let current = self.tree.get(key).map_err(|e| self.io(e))?;
             let value = current
                 .as_deref()
                 .map(parse_counter)
@@ -152,7 +383,7 @@ impl Store for SledStore {
             let swapped = self
                 .tree
                 .compare_and_swap(key, current, Some(next.to_string().into_bytes()))
-                .map_err(io)?;
+                .map_err(|e| self.io(e))?;
             if swapped.is_ok() {
                 return Ok(next);
             }
@@ -168,11 +399,17 @@ impl Store for SledStore {
     ) -> Result<bool, KvError> {
         check_key(key)?;
         check_value(new)?;
+        self.in_service()?;
         let swapped = self
             .tree
             .compare_and_swap(key, expected, Some(new))
-            .map_err(io)?;
+            .map_err(|e| self.io(e))?;
         Ok(swapped.is_ok())
+    }
+
+    async fn durable(&self) -> Result<(), KvError> {
+        self.in_service()?;
+        self.open.commit.durable().await
     }
 }
 
@@ -243,8 +480,9 @@ mod tests {
         {
             let b = SledBackend::open(dir.path(), Durability::Sync, Duration::from_millis(100))
                 .unwrap();
-            b.open("s").unwrap().set(b"k", b"v").unwrap();
-            b.durable().await.unwrap();
+            let s = b.open("s").unwrap();
+            s.set(b"k", b"v").unwrap();
+            s.durable().await.unwrap();
         }
         let b =
             SledBackend::open(dir.path(), Durability::Sync, Duration::from_millis(100)).unwrap();

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::kv::health::StoreHealth;
+
 /// Largest key, in bytes.
 pub const MAX_KEY: usize = 1024;
 /// Largest value, in bytes.
@@ -44,7 +46,8 @@ pub struct Page {
 }
 
 /// A named key-value store. Calls apply the change in memory and return at once;
-/// the caller then waits on [`Backend::durable`] before telling the guest.
+/// the caller then waits on [`Store::durable`] before telling the guest.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// The value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
@@ -68,18 +71,20 @@ pub trait Store: Send + Sync {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError>;
+    /// Resolves once every write this store made before the call is as durable
+    /// as the backend's setting promises (`sync`: on disk); fails when it
+    /// cannot be, and the writes then count as not made.
+    async fn durable(&self) -> Result<(), KvError>;
 }
 
-/// Where stores live, and how durable a write is.
-#[async_trait::async_trait]
+/// Where stores live.
 pub trait Backend: Send + Sync {
     /// Opens (creating if needed) the store called `name`.
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError>;
-    /// Resolves once every write made before the call is as durable as the
-    /// backend's setting promises (`sync`: on disk).
-    async fn durable(&self) -> Result<(), KvError>;
     /// Writes everything to disk now; used at shutdown.
     fn flush(&self) -> Result<(), KvError>;
+    /// Whether writes can succeed now, and the storage errors seen.
+    fn health(&self) -> &StoreHealth;
 }
 
 /// Store names follow the same rule as function names: they are directory-like

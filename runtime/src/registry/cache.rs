@@ -1,82 +1,174 @@
 //! The compiled-module cache: compiled code on disk, keyed by the sha256 of the
 //! module's bytes, so a restart with unchanged modules compiles nothing.
+//!
+//! `<store.dir>/modules/<engine>/<sha256>.cwasm`. `<engine>` is a digest of
+//! wasmtime's own compatibility hash (its version and every compilation
+//! setting), taken with sha256 so the name is the same across builds of the
+//! same wasmtime: code compiled for another engine is never loaded, and the
+//! directories of other engines are removed. Entries are written through a
+//! temporary file, a rename and a directory sync. The cache is bounded: every
+//! entry a loaded version or a remembered last good state uses is kept, plus
+//! the most recently used [`SPARE_ENTRIES`] others.
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
+use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
 use crate::engine::WasmEngine;
+use crate::fsutil;
 
-/// `<store.dir>/modules/<engine>/<sha256>.cwasm`. The engine directory changes
-/// with wasmtime's version and compilation settings, so stale code is never loaded.
+/// Entries kept beyond those in use, most recently used first, so rolling back
+/// to a recent version does not compile again.
+pub const SPARE_ENTRIES: usize = 32;
+
+/// The on-disk cache of one engine's compiled modules.
 pub struct ModuleCache {
+    /// `<store.dir>/modules`.
+    root: PathBuf,
+    /// `<root>/<engine>`.
     dir: PathBuf,
+}
+
+/// A [`Hasher`] that feeds sha256, so a `Hash` value digests the same way in
+/// every build (std's `DefaultHasher` promises no such thing).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+}
+
+/// The directory name for `engine`'s compiled code.
+pub fn engine_dir_name(engine: &WasmEngine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine
+        .engine()
+        .precompile_compatibility_hash()
+        .hash(&mut hasher);
+    let digest = hasher.0.finalize();
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ModuleCache {
     /// A cache under `store_dir` for modules compiled by `engine`.
     pub fn new(store_dir: &Path, engine: &WasmEngine) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine
-            .engine()
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        Self {
-            dir: store_dir
-                .join("modules")
-                .join(format!("{:016x}", hasher.finish())),
-        }
+        let root = store_dir.join("modules");
+        let dir = root.join(engine_dir_name(engine));
+        Self { root, dir }
     }
 
-    /// The module for `bytes`: from the cache when it is there, else compiled and
-    /// written to the cache. Says which.
-    pub fn module(
-        &self,
-        engine: &WasmEngine,
-        bytes: &[u8],
-        sha256: &str,
-    ) -> wasmtime::Result<(Module, bool)> {
-        let path = self.dir.join(format!("{sha256}.cwasm"));
-        if path.exists() {
-            // SAFETY: files in this directory are written only by `store` below,
-            // from `Module::serialize` of this engine's configuration (the
-            // directory name pins it), under a name that is the hash of the
-            // source. A file that fails wasmtime's own checks is recompiled.
-            #[allow(unsafe_code)]
-            match unsafe { Module::deserialize_file(engine.engine(), &path) } {
-                Ok(module) => return Ok((module, true)),
-                Err(e) => tracing::warn!(
+    /// Where the entry for `sha256` lives.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.cwasm"))
+    }
+
+    /// A fresh temporary path in the cache directory for a compile to write to.
+    pub fn temp_path(&self, sha256: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir)?;
+        Ok(fsutil::temp_path(&self.path(sha256)))
+    }
+
+    /// Moves a finished compile at `tmp` into place as the entry for `sha256`.
+    pub fn commit(&self, tmp: &Path, sha256: &str) -> std::io::Result<()> {
+        fsutil::rename_durably(tmp, &self.path(sha256))
+    }
+
+    /// Whether the cache has an entry for `sha256`.
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path(sha256).exists()
+    }
+
+    /// The module for `sha256` when the cache has it. `Some(Err(..))` when the
+    /// entry is there but unusable; it is removed, so the next load compiles.
+    pub fn load(&self, engine: &WasmEngine, sha256: &str) -> Option<wasmtime::Result<Module>> {
+        let path = self.path(sha256);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: files in this directory are written only through `commit`,
+        // from the output of `wedge compile-module` built with this engine's
+        // compilation settings (the directory name pins them), under a name
+        // that is the hash of the source. wasmtime checks the header and the
+        // settings again; a file that fails is removed and compiled again.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Module::deserialize_file(engine.engine(), &path) };
+        match &loaded {
+            // Marks the entry as recently used for eviction.
+            Ok(_) => {
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+            }
+            Err(e) => {
+                tracing::warn!(
                     target: "wedge::registry",
                     path = %path.display(),
-                    "cached module unusable, compiling again: {e}"
-                ),
+                    "cached module unusable, it will be compiled again: {e}"
+                );
+                let _ = std::fs::remove_file(&path);
             }
         }
-        let compiled = engine.precompile(bytes)?;
-        // Served from the file once it is written: its pages are the page
-        // cache's, as after a restart, rather than anonymous memory.
-        let module = match self.store(&compiled, &path) {
-            // SAFETY: as above; the file was written from this engine's output.
-            #[allow(unsafe_code)]
-            Ok(()) => unsafe { Module::deserialize_file(engine.engine(), &path) }?,
-            Err(e) => {
-                tracing::warn!(target: "wedge::registry", path = %path.display(), "cannot cache compiled module: {e}");
-                // SAFETY: `compiled` is this engine's own output.
-                #[allow(unsafe_code)]
-                unsafe { Module::deserialize(engine.engine(), &compiled) }?
-            }
-        };
-        Ok((module, false))
+        Some(loaded)
     }
 
-    /// Writes through a temporary file and a rename, so a crash never leaves a
-    /// half-written entry under the real name.
-    fn store(&self, compiled: &[u8], path: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, compiled)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+    /// Removes other engines' directories and every entry not in `keep` beyond
+    /// the [`SPARE_ENTRIES`] most recently used. Returns how many it removed.
+    pub fn evict(&self, keep: &HashSet<&str>) -> usize {
+        let mut removed = 0;
+        if let Ok(engines) = std::fs::read_dir(&self.root) {
+            for entry in engines.filter_map(Result::ok) {
+                if entry.path() != self.dir && std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return removed;
+        };
+        let mut spare: Vec<(SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                match name.strip_suffix(".cwasm") {
+                    Some(sha) => !keep.contains(sha),
+                    // A temporary file left by a compile that a crash cut short.
+                    None => {
+                        name.starts_with('.') && !name.ends_with(&std::process::id().to_string())
+                    }
+                }
+            })
+            .map(|e| {
+                let used = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                (used, e.path())
+            })
+            .collect();
+        spare.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let stale = spare.iter().enumerate().filter(|(i, (_, path))| {
+            *i >= SPARE_ENTRIES || path.extension().is_none_or(|x| x != "cwasm")
+        });
+        for (_, (_, path)) in stale {
+            if std::fs::remove_file(path).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            let _ = fsutil::sync_dir(&self.dir);
+        }
+        removed
     }
 }

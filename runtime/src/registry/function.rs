@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{Deployment, RolloutConfig};
 use crate::registry::Compiled;
@@ -31,6 +31,14 @@ pub struct Function {
     /// A hash of everything the function was loaded from (its TOML files and
     /// each version's label and sha256): equal fingerprints, nothing changed.
     pub fingerprint: u64,
+    /// The text of `function.toml`, remembered with the last good state.
+    pub function_toml: Option<String>,
+    /// Served from the remembered last good state because its files did not
+    /// load at start-up.
+    pub from_last_good: bool,
+    /// When the current deployment took effect: the canary's clock for
+    /// `promote_after`. Any change of stable, canary or share restarts it.
+    pub canary_since: Instant,
 }
 
 impl Function {
@@ -45,6 +53,12 @@ impl Function {
             .canary
             .as_ref()
             .and_then(|label| self.versions.get(label))
+    }
+
+    /// The labels a deployment names, the stable and the canary whatever its
+    /// share: all of them must load for the deployment to serve.
+    pub fn serving_labels(deployment: &Deployment) -> impl Iterator<Item = &String> {
+        std::iter::once(&deployment.stable).chain(deployment.canary.as_ref())
     }
 }
 

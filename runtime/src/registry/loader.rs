@@ -8,13 +8,12 @@ use wasmparser::{Parser, Payload, TypeRef};
 use wasmtime::{InstancePre, Module, ModuleExport};
 
 use crate::engine::{Host, WasmEngine};
-use crate::registry::cache::ModuleCache;
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
 
 /// Why a module cannot serve.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     /// The bytes are not a WebAssembly module.
     #[error("not a valid WebAssembly module: {0}")]
@@ -35,6 +34,20 @@ pub enum LoadError {
     /// The module imports a host function wedge does not have, or with the wrong type.
     #[error("cannot link: {0}")]
     Link(String),
+    /// The module is larger than `functions.max_module_size`.
+    #[error("the module is {size} bytes, over functions.max_module_size ({max} bytes)")]
+    TooLarge {
+        /// The module's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// Compiling took longer than `functions.compile_timeout` and was abandoned.
+    #[error("compiling took longer than functions.compile_timeout ({0:?}) and was abandoned")]
+    CompileTimeout(std::time::Duration),
+    /// The compiler could not run, or died.
+    #[error("the compiler failed: {0}")]
+    Compiler(String),
 }
 
 /// One import of a module, as `wedge check` lists it.
@@ -121,36 +134,34 @@ pub struct Compiled {
     pub imports: Vec<Import>,
 }
 
-/// Checks imports, compiles (or takes the compiled code from `cache`) and links.
-/// CPU-heavy: call it off the request path. Says whether the cache had it.
-pub fn compile(
-    engine: &WasmEngine,
-    cache: Option<&ModuleCache>,
-    bytes: &[u8],
-) -> Result<(Compiled, bool), LoadError> {
+/// Checks imports, compiles in this process and links: for `wedge check` and
+/// the benchmarks. A node compiles in a child process instead (see
+/// [`super::compiler`]). CPU-heavy: call it off the request path.
+pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError> {
     let imports = check_imports(bytes)?;
-    let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
-    let (module, cached) = match cache {
-        Some(cache) => cache
-            .module(engine, bytes, &sha256_hex(bytes))
-            .map_err(invalid)?,
-        None => (Module::new(engine.engine(), bytes).map_err(invalid)?, false),
-    };
+    let module =
+        Module::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    link(engine, &module, imports)
+}
+
+/// Resolves the exports a request needs and pre-links `module` against the host.
+pub fn link(
+    engine: &WasmEngine,
+    module: &Module,
+    imports: Vec<Import>,
+) -> Result<Compiled, LoadError> {
     let start = module
         .get_export_index("_start")
         .ok_or(LoadError::NoStart)?;
     let memory = module.get_export_index("memory");
     let pre = engine
         .linker()
-        .instantiate_pre(&module)
+        .instantiate_pre(module)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    Ok((
-        Compiled {
-            pre: Arc::new(pre),
-            start,
-            memory,
-            imports,
-        },
-        cached,
-    ))
+    Ok(Compiled {
+        pre: Arc::new(pre),
+        start,
+        memory,
+        imports,
+    })
 }

@@ -2,34 +2,49 @@
 //! its versions compiled off the request path, and the whole becomes a routing
 //! [`Snapshot`]. The registry is the only writer of snapshots.
 //!
+//! A reload never compiles. It reads the files, reuses every version whose
+//! bytes it already has, takes compiled code from the cache, and hands back a
+//! [`CompileJob`] for each module that still needs compiling. The control plane
+//! runs those in child processes ([`compiler`]) and reloads the function again
+//! when one is done. So a reload, and with it a rollback, promote or
+//! deployment change, takes milliseconds whatever is compiling meanwhile.
+//!
 //! A change that fails (bad TOML, bad wasm, a forbidden import, a route clash, a
-//! deployment naming a version that does not load) changes nothing that serves:
-//! the function keeps its last good state and the error is recorded for the
-//! admin API and the log.
+//! deployment naming a version that does not load, a compile that timed out)
+//! changes nothing that serves: the function keeps its last good state and the
+//! error is recorded for the admin API and the log. That state is also
+//! remembered on disk ([`lastgood`]) for a start-up whose files are broken.
 
 pub mod cache;
+pub mod compiler;
 mod function;
+pub mod lastgood;
+mod load;
 pub mod loader;
 mod natural;
 pub mod watcher;
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{
-    Config, ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
-};
+use crate::config::Config;
 use crate::engine::WasmEngine;
 use crate::metrics::CounterVec;
-use crate::router::{Snapshot, normalize_route};
+use crate::router::Snapshot;
 use crate::telemetry::Telemetry;
 use cache::ModuleCache;
+use compiler::Compiler;
+use lastgood::{LastGood, Record, RecordedVersion};
 
 pub use function::{Function, Settings, Version};
 pub use loader::{Compiled, Import, LoadError};
 pub use natural::natural_cmp;
+
+/// Modules remembered as refused (did not compile or link), so a bad file is
+/// not compiled again at every reload.
+const REFUSED_REMEMBERED: usize = 1024;
 
 /// Why a function, or one of its versions, is not in the state it was asked to be.
 #[derive(Debug, Clone)]
@@ -42,21 +57,48 @@ pub struct LoadFailure {
     pub message: String,
 }
 
-/// How much work a load took: modules compiled, and modules taken from the cache.
+/// How much work a reload took.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LoadStats {
-    /// Compiled from wasm.
-    pub compiled: usize,
     /// Loaded from the compiled-module cache.
     pub cached: usize,
     /// Reused from the previous snapshot: same label, same bytes.
     pub reused: usize,
+    /// Handed back to be compiled.
+    pub to_compile: usize,
+}
+
+/// A module a reload found with no compiled code yet.
+#[derive(Clone)]
+pub struct CompileJob {
+    /// The function to reload once it is compiled.
+    pub function: String,
+    /// The file it came from, for errors.
+    pub path: PathBuf,
+    /// sha256 of `bytes`: its name in the cache.
+    pub sha256: String,
+    /// The module.
+    pub bytes: Arc<[u8]>,
+}
+
+/// What a reload came to.
+pub struct Reloaded {
+    /// The new routing table.
+    pub snapshot: Snapshot,
+    /// Functions that changed (added, replaced or removed).
+    pub changed: Vec<String>,
+    /// The work it took.
+    pub stats: LoadStats,
+    /// Modules to compile; each function is reloaded again when its are done.
+    pub jobs: Vec<CompileJob>,
 }
 
 /// Turns the functions directory into snapshots.
 pub struct Registry {
     engine: Arc<WasmEngine>,
     cache: ModuleCache,
+    compiler: Compiler,
+    last_good: LastGood,
     config: Config,
     /// The latest failure per function, cleared when the function loads cleanly.
     failures: Mutex<BTreeMap<String, LoadFailure>>,
@@ -64,6 +106,10 @@ pub struct Registry {
     failure_count: CounterVec,
     /// Hands each version its statistics.
     telemetry: Arc<Telemetry>,
+    /// Modules that did not compile or link, by sha256, with why.
+    refused: Mutex<lru::LruCache<String, LoadError>>,
+    /// Modules being compiled now, by sha256, with the functions waiting for each.
+    compiling: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 /// One function's outcome in a reload.
@@ -71,19 +117,38 @@ enum Outcome {
     Loaded(Box<Function>, Vec<LoadFailure>),
     Removed,
     Failed(LoadFailure),
+    /// A version the deployment names is still compiling: nothing changes yet.
+    Waiting,
 }
 
 impl Registry {
-    /// A registry over `config.functions.dir`, caching compiled code in `config.store.dir`.
-    pub fn new(engine: Arc<WasmEngine>, config: Config, telemetry: Arc<Telemetry>) -> Self {
+    /// A registry over `config.functions.dir`, caching compiled code in
+    /// `config.store.dir` and compiling with `compiler_exe compile-module`.
+    pub fn new(
+        engine: Arc<WasmEngine>,
+        config: Config,
+        telemetry: Arc<Telemetry>,
+        compiler_exe: PathBuf,
+    ) -> Self {
         let cache = ModuleCache::new(&config.store.dir, &engine);
+        let compiler = Compiler::new(
+            compiler_exe,
+            Compiler::slots(),
+            config.functions.compile_timeout.0,
+        );
         Self {
             telemetry,
             engine,
             cache,
+            compiler,
+            last_good: LastGood::new(&config.store.dir),
             config,
             failures: Mutex::default(),
             failure_count: CounterVec::default(),
+            refused: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(REFUSED_REMEMBERED).expect("non-zero"),
+            )),
+            compiling: Mutex::default(),
         }
     }
 
@@ -92,34 +157,28 @@ impl Registry {
         &self.config.functions.dir
     }
 
-    /// Checks that `bytes` would load as a version: imports, compilation,
-    /// linking. The compiled code lands in the cache, so the reload that follows
-    /// an upload does not compile again. Blocking: run it on a blocking thread.
-    pub fn validate(&self, bytes: &[u8]) -> Result<(), LoadError> {
-        let checked = loader::compile(&self.engine, Some(&self.cache), bytes).map(|_| ());
-        self.engine.release_compiler();
-        checked
+    /// `functions.max_module_size`, in bytes.
+    pub fn max_module_size(&self) -> usize {
+        self.config.functions.max_module_size.as_usize()
     }
 
     /// The latest load failure of function `name`, if it has one.
     pub fn failure(&self, name: &str) -> Option<LoadFailure> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        lock(&self.failures).get(name).cloned()
     }
 
     /// The latest load failure of each function that has one.
     pub fn failures(&self) -> BTreeMap<String, LoadFailure> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.failures).clone()
     }
 
-    /// Loads everything. Blocking and CPU-heavy: run it on a blocking thread.
-    pub fn load_all(&self) -> (Snapshot, LoadStats) {
+    /// Load failures since start, per function.
+    pub fn failure_count(&self) -> &CounterVec {
+        &self.failure_count
+    }
+
+    /// Loads everything on top of nothing. Blocking: run it on a blocking thread.
+    pub fn load_all(&self) -> Reloaded {
         let names = match function_names(self.dir()) {
             Ok(n) => n,
             Err(e) => {
@@ -131,38 +190,15 @@ impl Registry {
                 Vec::new()
             }
         };
-        let mut stats = LoadStats::default();
-        let mut functions = Vec::new();
-        for name in names {
-            match self.load_function(&name, None, &mut stats) {
-                Outcome::Loaded(f, failures) => {
-                    self.settle(&name, failures);
-                    functions.push(Arc::from(f));
-                }
-                Outcome::Failed(failure) => self.record(failure),
-                Outcome::Removed => {}
-            }
-        }
-        let (snapshot, clashes) = Snapshot::build(functions);
-        for c in clashes {
-            self.record(LoadFailure {
-                function: c.second.clone(),
-                path: self.dir().join(&c.second).join("function.toml"),
-                message: c.to_string(),
-            });
-        }
-        self.engine.release_compiler();
-        (snapshot, stats)
+        self.reload(&Snapshot::default(), &names)
     }
 
     /// Reloads the functions in `names` on top of `current`, keeping every other
-    /// function as it is. Returns the new snapshot and the names that changed.
-    pub fn reload(
-        &self,
-        current: &Snapshot,
-        names: &[String],
-    ) -> (Snapshot, Vec<String>, LoadStats) {
+    /// function as it is. Never compiles; blocking file reads: run it on a
+    /// blocking thread.
+    pub fn reload(&self, current: &Snapshot, names: &[String]) -> Reloaded {
         let mut stats = LoadStats::default();
+        let mut jobs = Vec::new();
         let mut functions: BTreeMap<Arc<str>, Arc<Function>> = current
             .functions()
             .map(|f| (f.name.clone(), f.clone()))
@@ -170,48 +206,209 @@ impl Registry {
         let mut changed = Vec::new();
         for name in names {
             let old = functions.get(name.as_str()).cloned();
-            match self.load_function(name, old.as_deref(), &mut stats) {
+            let loaded = match self.load_function(name, old.as_deref(), &mut stats, &mut jobs) {
                 Outcome::Removed => {
                     if functions.remove(name.as_str()).is_some() {
                         changed.push(name.clone());
                     }
                     self.settle(name, Vec::new());
+                    continue;
                 }
-                Outcome::Failed(failure) => self.record(failure),
-                Outcome::Loaded(f, failures) => {
-                    if old.as_ref().is_some_and(|o| o.fingerprint == f.fingerprint) {
-                        // Same files, same bytes: nothing to swap.
-                        self.settle(name, failures);
+                Outcome::Waiting => continue,
+                Outcome::Failed(failure) => match old {
+                    Some(_) => {
+                        self.record(failure);
                         continue;
                     }
-                    if let Some(other) = functions
-                        .values()
-                        .find(|o| *o.name != *name && o.route == f.route && o.host == f.host)
-                    {
-                        self.record(LoadFailure {
-                            function: name.clone(),
-                            path: self.dir().join(name).join("function.toml"),
-                            message: format!(
-                                "route `{}` is already taken by `{}`; keeping the last good state",
-                                f.route, other.name
-                            ),
-                        });
-                        continue;
-                    }
-                    self.settle(name, failures);
-                    functions.insert(f.name.clone(), Arc::from(f));
-                    changed.push(name.clone());
-                }
+                    None => match self.last_good_state(name) {
+                        Some(f) => (f, vec![serving_last_good(failure)]),
+                        None => {
+                            self.record(failure);
+                            continue;
+                        }
+                    },
+                },
+                Outcome::Loaded(f, failures) => (f, failures),
+            };
+            let (f, failures) = loaded;
+            if old.as_ref().is_some_and(|o| o.fingerprint == f.fingerprint) {
+                // Same files, same bytes: nothing to swap.
+                self.settle(name, failures);
+                continue;
             }
+            if let Some(other) = functions
+                .values()
+                .find(|o| *o.name != *name && o.route == f.route && o.host == f.host)
+            {
+                let keeping = if old.is_some() {
+                    "; keeping the last good state"
+                } else {
+                    ""
+                };
+                self.record(LoadFailure {
+                    function: name.clone(),
+                    path: self.dir().join(name).join("function.toml"),
+                    message: format!(
+                        "route `{}` is already taken by `{}`{keeping}",
+                        f.route, other.name
+                    ),
+                });
+                continue;
+            }
+            self.settle(name, failures);
+            functions.insert(f.name.clone(), Arc::from(f));
+            changed.push(name.clone());
         }
-        self.engine.release_compiler();
+        stats.to_compile = jobs.len();
         let (snapshot, _) = Snapshot::build(functions.into_values().collect());
-        (snapshot, changed, stats)
+        Reloaded {
+            snapshot,
+            changed,
+            stats,
+            jobs,
+        }
     }
 
-    /// Load failures since start, per function.
-    pub fn failure_count(&self) -> &CounterVec {
-        &self.failure_count
+    /// Remembers the state of every function in `changed` as its last good
+    /// state, or forgets a function that is gone. Blocking.
+    pub fn remember(&self, snapshot: &Snapshot, changed: &[String]) {
+        for name in changed {
+            let Some(f) = snapshot.get(name) else {
+                self.last_good.remove(name);
+                continue;
+            };
+            if f.from_last_good || f.stable().is_none() {
+                continue;
+            }
+            let record = Record {
+                function_toml: f.function_toml.clone(),
+                deployment: f.deployment.clone(),
+                pinned: f.pinned,
+                versions: f
+                    .versions
+                    .values()
+                    .map(|v| RecordedVersion {
+                        label: v.label.to_string(),
+                        sha256: v.sha256.clone(),
+                        size: v.size,
+                    })
+                    .collect(),
+            };
+            if let Err(e) = self.last_good.write(name, &record) {
+                tracing::warn!(target: "wedge::registry", function = %name, "cannot remember the last good state: {e}");
+            }
+        }
+    }
+
+    /// Forgets the remembered state of functions whose directory is gone (removed
+    /// while the node was down). Blocking.
+    pub fn forget_removed(&self) {
+        for name in self.last_good.functions() {
+            if !self.dir().join(&name).is_dir() {
+                self.last_good.remove(&name);
+            }
+        }
+    }
+
+    /// Removes cached code that neither `current` nor any remembered state
+    /// uses, beyond the most recently used spares. Blocking.
+    pub fn evict(&self, current: &Snapshot) {
+        let remembered = self.last_good.modules();
+        let mut keep: HashSet<&str> = remembered.iter().map(String::as_str).collect();
+        for f in current.functions() {
+            keep.extend(f.versions.values().map(|v| v.sha256.as_str()));
+        }
+        let removed = self.cache.evict(&keep);
+        if removed > 0 {
+            tracing::info!(target: "wedge::registry", removed, "evicted unused compiled modules");
+        }
+    }
+
+    /// Claims the compile of `job`; false when the module is being compiled
+    /// already, and `job`'s function then waits for that compile too.
+    pub fn begin_compile(&self, job: &CompileJob) -> bool {
+        let mut compiling = lock(&self.compiling);
+        match compiling.get_mut(&job.sha256) {
+            Some(waiting) => {
+                waiting.insert(job.function.clone());
+                false
+            }
+            None => {
+                compiling.insert(job.sha256.clone(), BTreeSet::from([job.function.clone()]));
+                true
+            }
+        }
+    }
+
+    /// Compiles a claimed job into the cache and returns the functions waiting
+    /// for it, to reload. A failure (the compile timed out, or the module is
+    /// invalid) is remembered, and their next reload records it as a load
+    /// failure.
+    pub async fn compile(&self, job: &CompileJob) -> BTreeSet<String> {
+        let started = std::time::Instant::now();
+        let result = self.compile_into_cache(&job.bytes, &job.sha256).await;
+        let waiting = lock(&self.compiling)
+            .remove(&job.sha256)
+            .unwrap_or_default();
+        match result {
+            Ok(()) => tracing::info!(
+                target: "wedge::registry",
+                function = %job.function,
+                path = %job.path.display(),
+                size = job.bytes.len(),
+                compile_ms = started.elapsed().as_millis() as u64,
+                "compiled"
+            ),
+            Err(e) => self.refuse(&job.sha256, &e),
+        }
+        waiting
+    }
+
+    async fn compile_into_cache(&self, bytes: &Arc<[u8]>, sha256: &str) -> Result<(), LoadError> {
+        let tmp = self
+            .cache
+            .temp_path(sha256)
+            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
+        self.compiler.compile(bytes.clone(), &tmp).await?;
+        self.cache
+            .commit(&tmp, sha256)
+            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))
+    }
+
+    /// Checks that `bytes` would load as a version: size, imports, compilation
+    /// (into the cache, so the reload that follows does not compile again) and
+    /// linking.
+    pub async fn validate(&self, bytes: Arc<[u8]>) -> Result<(), LoadError> {
+        let max = self.config.functions.max_module_size.0;
+        if bytes.len() as u64 > max {
+            return Err(LoadError::TooLarge {
+                size: bytes.len() as u64,
+                max,
+            });
+        }
+        let imports = loader::check_imports(&bytes)?;
+        let sha256 = loader::sha256_hex(&bytes);
+        if let Some(e) = lock(&self.refused).get(&sha256) {
+            return Err(e.clone());
+        }
+        if !self.cache.contains(&sha256) {
+            self.compile_into_cache(&bytes, &sha256).await?;
+        }
+        match self.cache.load(&self.engine, &sha256) {
+            Some(Ok(module)) => loader::link(&self.engine, &module, imports).map(|_| ()),
+            Some(Err(e)) => Err(LoadError::Invalid(format!("{e:#}"))),
+            None => Err(LoadError::Compiler(
+                "the compiled module vanished from the cache".into(),
+            )),
+        }
+    }
+
+    fn refusal(&self, sha256: &str) -> Option<LoadError> {
+        lock(&self.refused).get(sha256).cloned()
+    }
+
+    fn refuse(&self, sha256: &str, error: &LoadError) {
+        lock(&self.refused).put(sha256.to_string(), error.clone());
     }
 
     fn record(&self, failure: LoadFailure) {
@@ -223,10 +420,7 @@ impl Registry {
             "cannot load: {}",
             failure.message
         );
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(failure.function.clone(), failure);
+        lock(&self.failures).insert(failure.function.clone(), failure);
     }
 
     /// After a successful load: remembers failures of versions that are not
@@ -235,162 +429,25 @@ impl Registry {
         match failures.into_iter().last() {
             Some(f) => self.record(f),
             None => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
+                lock(&self.failures).remove(name);
             }
         }
     }
+}
 
-    fn load_function(&self, name: &str, old: Option<&Function>, stats: &mut LoadStats) -> Outcome {
-        let dir = self.dir().join(name);
-        if !dir.is_dir() {
-            return Outcome::Removed;
-        }
-        let failed = |e: ConfigError| {
-            Outcome::Failed(LoadFailure {
-                function: name.to_string(),
-                path: e.path,
-                message: e.message,
-            })
-        };
-        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
-        for file in ["function.toml", "deployment.toml"] {
-            std::fs::read(dir.join(file)).ok().hash(&mut fingerprint);
-        }
-        let fconfig = match read_optional(&dir.join("function.toml"), FunctionConfig::parse) {
-            Ok(c) => c.unwrap_or_default(),
-            Err(e) => return failed(e),
-        };
-        let labels = match version_labels(&dir) {
-            Ok(l) if l.is_empty() && old.is_none() => {
-                return failed(ConfigError::new(&dir, "no <version>.wasm file"));
-            }
-            Ok(l) if l.is_empty() => return Outcome::Removed,
-            Ok(l) => l,
-            Err(e) => return failed(e),
-        };
-        let pinned_deployment = match read_optional(&dir.join("deployment.toml"), Deployment::parse)
-        {
-            Ok(d) => d,
-            Err(e) => return failed(e),
-        };
-        let pinned = pinned_deployment.is_some();
-        let deployment = pinned_deployment.unwrap_or_else(|| Deployment {
-            stable: labels.last().cloned().unwrap_or_default(),
-            canary: None,
-            canary_percent: 0,
-            previous_stable: None,
-        });
-        for label in std::iter::once(&deployment.stable).chain(&deployment.canary) {
-            if !labels.contains(label) {
-                return failed(ConfigError::new(
-                    &dir.join("deployment.toml"),
-                    format!("deployment names `{label}` but there is no {label}.wasm"),
-                ));
-            }
-        }
-
-        let mut versions = BTreeMap::new();
-        let mut failures = Vec::new();
-        for label in &labels {
-            let path = dir.join(format!("{label}.wasm"));
-            match self.load_version(name, &path, label, old, stats) {
-                Ok(v) => {
-                    (label, &v.sha256).hash(&mut fingerprint);
-                    versions.insert(label.clone(), v);
-                }
-                Err(message) => failures.push(LoadFailure {
-                    function: name.to_string(),
-                    path,
-                    message,
-                }),
-            }
-        }
-        // A deployment whose versions do not load keeps the last good state.
-        let serving = std::iter::once(&deployment.stable).chain(&deployment.canary);
-        if old.is_some()
-            && let Some(broken) = serving.clone().find(|l| !versions.contains_key(*l))
-            && let Some(failure) = failures
-                .iter()
-                .find(|f| f.path.ends_with(format!("{broken}.wasm")))
-        {
-            return Outcome::Failed(LoadFailure {
-                message: format!("{}; keeping the last good state", failure.message),
-                ..failure.clone()
-            });
-        }
-
-        let settings = Settings {
-            timeout: fconfig
-                .timeout
-                .unwrap_or(self.config.server.request_timeout)
-                .0,
-            memory: fconfig.memory.unwrap_or(DEFAULT_MEMORY).as_usize(),
-            max_response: fconfig
-                .max_response
-                .unwrap_or(DEFAULT_MAX_RESPONSE)
-                .as_usize(),
-            kv: fconfig
-                .kv
-                .clone()
-                .unwrap_or_else(|| vec![name.to_string()])
-                .into(),
-            env: fconfig.env.clone().into_iter().collect(),
-        };
-        Outcome::Loaded(
-            Box::new(Function {
-                name: name.into(),
-                route: normalize_route(fconfig.route.as_deref().unwrap_or(&format!("/{name}"))),
-                host: fconfig.host.clone(),
-                settings,
-                rollout: fconfig.rollout,
-                deployment,
-                pinned,
-                versions,
-                labels,
-                fingerprint: fingerprint.finish(),
-            }),
-            failures,
-        )
+/// A start-up failure answered with the remembered state.
+fn serving_last_good(failure: LoadFailure) -> LoadFailure {
+    LoadFailure {
+        message: format!(
+            "{}; serving the last good state remembered in store.dir",
+            failure.message
+        ),
+        ..failure
     }
+}
 
-    /// Loads `<label>.wasm`, reusing the previous snapshot's version when the
-    /// bytes are the same, and the compiled-module cache otherwise.
-    fn load_version(
-        &self,
-        function: &str,
-        path: &Path,
-        label: &str,
-        old: Option<&Function>,
-        stats: &mut LoadStats,
-    ) -> Result<Arc<Version>, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let sha256 = loader::sha256_hex(&bytes);
-        if let Some(v) = old
-            .and_then(|f| f.versions.get(label))
-            .filter(|v| v.sha256 == sha256)
-        {
-            stats.reused += 1;
-            return Ok(v.clone());
-        }
-        let (compiled, cached) =
-            loader::compile(&self.engine, Some(&self.cache), &bytes).map_err(|e| e.to_string())?;
-        if cached {
-            stats.cached += 1;
-        } else {
-            stats.compiled += 1;
-        }
-        Ok(Arc::new(Version {
-            label: label.into(),
-            short_sha: sha256[..12].into(),
-            sha256,
-            size: bytes.len() as u64,
-            compiled,
-            stats: self.telemetry.version(function, label),
-        }))
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Function names are directory names usable in a URL and a metric label.
@@ -414,46 +471,9 @@ fn function_names(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-fn read_optional<T>(
-    path: &Path,
-    parse: fn(&str, &Path) -> Result<T, ConfigError>,
-) -> Result<Option<T>, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError::new(path, format!("cannot read: {e}"))),
-    }
-}
-
-/// Labels of every `<label>.wasm` in `dir`, lowest first in natural order.
-fn version_labels(dir: &Path) -> Result<Vec<String>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::new(dir, e.to_string()))?;
-    let mut labels: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".wasm").map(str::to_string))
-        .filter(|l| valid_name(l))
-        .collect();
-    labels.sort_by(|a, b| natural_cmp(a, b).then(a.cmp(b)));
-    Ok(labels)
-}
-
 /// Writes `deployment.toml` for the function in `dir` through a temporary file
 /// and a rename, so readers never see half a file.
-pub fn write_deployment(dir: &Path, deployment: &Deployment) -> std::io::Result<()> {
+pub fn write_deployment(dir: &Path, deployment: &crate::config::Deployment) -> std::io::Result<()> {
     let text = toml::to_string(deployment).map_err(std::io::Error::other)?;
-    write_atomically(&dir.join("deployment.toml"), text.as_bytes())
-}
-
-/// Writes `path` through a temporary file in the same directory and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_atomically(&dir.join("deployment.toml"), text.as_bytes())
 }

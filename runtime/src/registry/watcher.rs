@@ -1,5 +1,7 @@
-//! Watches the functions directory and reloads the functions a change touches,
-//! debounced, so a burst of writes to one file becomes one reload.
+//! Where reloads come from: the functions directory's watcher, and compiles
+//! that finished. Each source adds function names to one [`ReloadQueue`]; the
+//! control plane's reload loop takes them in batches, debounced, so a burst of
+//! writes to one file becomes one reload.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -10,50 +12,53 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-use crate::control::Control;
-
 /// Quiet time after the last event before a reload starts. Long enough to take in
 /// a truncate-and-write as one change, short enough that a swap lands within tens
 /// of milliseconds.
 pub const DEBOUNCE: Duration = Duration::from_millis(15);
 
-/// Functions waiting for a reload: bounded by the number of function directories.
+/// Functions waiting for a reload: a set, so it is bounded by the number of
+/// function directories however many events arrive.
 #[derive(Default)]
-struct Pending {
+pub struct ReloadQueue {
     names: Mutex<BTreeSet<String>>,
     wake: Notify,
 }
 
-/// A watch on the functions directory. Changes are collected from the moment it
-/// starts; [`start_reloading`](Self::start_reloading) applies them. Dropping it
-/// stops the watch.
-pub struct DirWatcher {
-    _watcher: RecommendedWatcher,
-    pending: Arc<Pending>,
-}
+impl ReloadQueue {
+    /// Asks for function `name` to be reloaded.
+    pub fn push(&self, name: String) {
+        let added = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name);
+        if added {
+            self.wake.notify_one();
+        }
+    }
 
-impl DirWatcher {
-    /// Applies collected and future changes through `control`, debounced.
-    pub fn start_reloading(&self, control: Arc<Control>) {
-        let pending = self.pending.clone();
-        tokio::spawn(async move {
-            loop {
-                pending.wake.notified().await;
-                tokio::time::sleep(DEBOUNCE).await;
-                let names: Vec<String> =
-                    std::mem::take(&mut *pending.names.lock().unwrap_or_else(|p| p.into_inner()))
-                        .into_iter()
-                        .collect();
-                control.reload(names).await;
+    /// Waits for names, lets a burst settle for [`DEBOUNCE`], and takes them all.
+    pub async fn next_batch(&self) -> Vec<String> {
+        loop {
+            self.wake.notified().await;
+            tokio::time::sleep(DEBOUNCE).await;
+            let names = std::mem::take(&mut *self.names.lock().unwrap_or_else(|p| p.into_inner()));
+            if !names.is_empty() {
+                return names.into_iter().collect();
             }
-        });
+        }
     }
 }
 
-/// Starts watching `dir` (recursively), collecting the functions that change.
-pub fn watch(dir: PathBuf) -> notify::Result<DirWatcher> {
-    let pending = Arc::new(Pending::default());
-    let sink = pending.clone();
+/// A watch on the functions directory feeding a [`ReloadQueue`]. Dropping it
+/// stops the watch.
+pub struct DirWatcher {
+    _watcher: RecommendedWatcher,
+}
+
+/// Starts watching `dir` (recursively): every change queues its function.
+pub fn watch(dir: PathBuf, queue: Arc<ReloadQueue>) -> notify::Result<DirWatcher> {
     let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let event = match event {
@@ -69,18 +74,12 @@ pub fn watch(dir: PathBuf) -> notify::Result<DirWatcher> {
         {
             return;
         }
-        let mut names = sink.names.lock().unwrap_or_else(|p| p.into_inner());
-        let before = names.len();
-        names.extend(event.paths.iter().filter_map(|p| function_of(&root, p)));
-        if names.len() != before {
-            sink.wake.notify_one();
+        for name in event.paths.iter().filter_map(|p| function_of(&root, p)) {
+            queue.push(name);
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
-    Ok(DirWatcher {
-        _watcher: watcher,
-        pending,
-    })
+    Ok(DirWatcher { _watcher: watcher })
 }
 
 /// The function a path under the functions directory belongs to.
@@ -94,8 +93,7 @@ fn function_of(root: &Path, path: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::function_of;
-    use std::path::Path;
+    use super::*;
 
     #[test]
     fn paths_map_to_their_function() {
@@ -111,5 +109,15 @@ mod tests {
         assert_eq!(function_of(root, Path::new("/srv/functions")), None);
         assert_eq!(function_of(root, Path::new("/elsewhere/x")), None);
         assert_eq!(function_of(root, Path::new("/srv/functions/.tmp")), None);
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_one_batch() {
+        let queue = ReloadQueue::default();
+        for _ in 0..100 {
+            queue.push("hello".into());
+        }
+        queue.push("inventory".into());
+        assert_eq!(queue.next_batch().await, ["hello", "inventory"]);
     }
 }

@@ -1,0 +1,141 @@
+//! Compiling modules in a child process: `wedge compile-module` reads the wasm
+//! on stdin and writes wasmtime's compiled code to stdout, which is a file in
+//! the module cache.
+//!
+//! A compile cannot be interrupted inside Cranelift, but a process can be
+//! killed: a compile that runs past `functions.compile_timeout` is abandoned
+//! that way, and nothing it did remains. The child runs at a lower CPU priority
+//! than the serving threads, and the memory the compiler uses is the child's
+//! and goes with it, so a big or hostile module costs the node neither
+//! latency nor resident memory afterwards. At most [`Compiler::slots`]
+//! compiles run at once; each function's compile is independent of the
+//! others'.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+use crate::registry::LoadError;
+
+/// The hidden subcommand of the `wedge` binary that compiles one module.
+pub const SUBCOMMAND: &str = "compile-module";
+
+/// Exit status of the child when the module itself is invalid (as opposed to
+/// the compiler failing).
+pub const EXIT_INVALID: i32 = 2;
+
+/// Most bytes of the child's stderr kept for the error message.
+const MAX_STDERR: usize = 16 << 10;
+
+/// Runs compiles in child processes.
+pub struct Compiler {
+    /// The `wedge` binary, started as `wedge compile-module`.
+    exe: PathBuf,
+    /// Compiles running at once.
+    slots: Arc<Semaphore>,
+    /// How long one compile may take.
+    timeout: Duration,
+}
+
+impl Compiler {
+    /// Compiles with `exe compile-module`, at most `slots` at once, each within `timeout`.
+    pub fn new(exe: PathBuf, slots: usize, timeout: Duration) -> Self {
+        Self {
+            exe,
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            timeout,
+        }
+    }
+
+    /// How many compiles may run at once: one per core, and at least two, so
+    /// one long compile never holds up every other function.
+    pub fn slots() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    }
+
+    /// Compiles `wasm` into the file `dest`. On any error `dest` is removed.
+    pub async fn compile(&self, wasm: Arc<[u8]>, dest: &Path) -> Result<(), LoadError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| LoadError::Compiler("the compiler is shutting down".into()))?;
+        let result = self.run(wasm, dest).await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        result
+    }
+
+    async fn run(&self, wasm: Arc<[u8]>, dest: &Path) -> Result<(), LoadError> {
+        let failed = |what: &str, e: std::io::Error| LoadError::Compiler(format!("{what}: {e}"));
+        let out = std::fs::File::create(dest).map_err(|e| failed("cannot create the output", e))?;
+        let mut child = Command::new(&self.exe)
+            .arg(SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| failed(&format!("cannot start {}", self.exe.display()), e))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let feed = tokio::spawn(async move {
+            // A child that dies early closes its end; its status says why.
+            let _ = stdin.write_all(&wasm).await;
+        });
+        let mut stderr = child.stderr.take().expect("piped");
+        let read_stderr = tokio::spawn(async move {
+            // The end of what it says, where the error is; the rest is drained
+            // so the child never blocks on a full pipe.
+            let mut kept = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > MAX_STDERR {
+                    kept.drain(..kept.len() - MAX_STDERR);
+                }
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        });
+        let status = match tokio::time::timeout(self.timeout, child.wait()).await {
+            Ok(status) => status.map_err(|e| failed("cannot wait for the compiler", e))?,
+            Err(_) => {
+                let _ = child.kill().await;
+                feed.abort();
+                read_stderr.abort();
+                return Err(LoadError::CompileTimeout(self.timeout));
+            }
+        };
+        let _ = feed.await;
+        let message = read_stderr.await.unwrap_or_default();
+        let message = message
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        match status.code() {
+            Some(0) => {
+                let synced = std::fs::File::open(dest).and_then(|f| f.sync_all());
+                synced.map_err(|e| failed("cannot sync the compiled module", e))
+            }
+            Some(EXIT_INVALID) => Err(LoadError::Invalid(message)),
+            Some(code) => Err(LoadError::Compiler(format!(
+                "exited with status {code}: {message}"
+            ))),
+            None => Err(LoadError::Compiler(format!(
+                "the compiler process died ({status})"
+            ))),
+        }
+    }
+}
