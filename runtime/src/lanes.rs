@@ -29,10 +29,14 @@ pub struct Lanes {
 impl Lanes {
     /// Starts `count` lanes (at least one).
     pub fn start(count: usize) -> io::Result<Self> {
+        Self::with_queues(count, QUEUED_PER_LANE)
+    }
+
+    fn with_queues(count: usize, queued: usize) -> io::Result<Self> {
         let count = count.max(1);
         let mut senders = Vec::with_capacity(count);
         for i in 0..count {
-            let (tx, rx) = mpsc::channel::<Job>(QUEUED_PER_LANE);
+            let (tx, rx) = mpsc::channel::<Job>(queued);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -53,6 +57,19 @@ impl Lanes {
         // A lane only stops when its sender is dropped, so this cannot fail
         // while `self` lives; if it somehow did, the connection is closed.
         let _ = lane.send(job).await;
+    }
+
+    /// Hands `job` to the next lane unless `stop` resolves first, which it
+    /// may while that lane's queue is full. Returns false when stopped.
+    pub async fn dispatch_or_stop<F: Future<Output = ()>>(
+        &mut self,
+        job: Job,
+        stop: Pin<&mut F>,
+    ) -> bool {
+        tokio::select! {
+            () = self.dispatch(job) => true,
+            () = stop => false,
+        }
     }
 
     /// Stops taking connections. Each lane finishes the ones it has, then its
@@ -92,7 +109,8 @@ impl Future for BackOfQueue {
     }
 }
 
-/// How often a lane's standing timer fires. tokio wakes its event loop through
+/// How often a lane's standing timer fires, and so how often the lane hands
+/// its freed memory back ([`crate::alloc`]). tokio wakes its event loop through
 /// an eventfd whenever a timer is set earlier than every timer the loop holds.
 /// hyper sets a header-read timer for each request on a keep-alive connection,
 /// which on a lane holding no other timer cost one request in five a write(2)
@@ -108,7 +126,7 @@ async fn run(mut jobs: mpsc::Receiver<Job>) {
     standing.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = standing.tick() => {}
+            _ = standing.tick() => crate::alloc::collect_thread(),
             job = jobs.recv() => match job {
                 Some(job) => {
                     connections.spawn(job);
@@ -119,4 +137,40 @@ async fn run(mut jobs: mpsc::Receiver<Job>) {
         }
     }
     while connections.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A lane that cannot take more connections does not hold up a shutdown.
+    #[tokio::test]
+    async fn a_full_lane_does_not_hold_up_shutdown() {
+        let mut lanes = Lanes::with_queues(1, 1).unwrap();
+        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+        let (running_tx, running_rx) = tokio::sync::oneshot::channel::<()>();
+        // The lane's thread blocks in this job until the test ends; the next
+        // job fills its queue.
+        lanes
+            .dispatch(Box::pin(async move {
+                let _ = running_tx.send(());
+                let _ = blocked_rx.recv();
+            }))
+            .await;
+        running_rx.await.unwrap();
+        lanes.dispatch(Box::pin(async {})).await;
+        let started = Instant::now();
+        let stop = tokio::time::sleep(Duration::from_millis(100));
+        tokio::pin!(stop);
+        let dispatched = tokio::time::timeout(
+            Duration::from_secs(5),
+            lanes.dispatch_or_stop(Box::pin(async {}), stop),
+        )
+        .await
+        .expect("the stop is noticed");
+        assert!(!dispatched);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(blocked_tx);
+    }
 }

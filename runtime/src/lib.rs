@@ -13,6 +13,7 @@
 //! - [`tls`]: certificates for the public listener, reloaded when their files change.
 //! - [`peers`]: per-address connection counts and request rates.
 //! - [`lanes`]: the serving threads, one per core, each with its own connections.
+//! - [`alloc`]: the allocator call that hands a lane's freed memory back.
 //! - [`handler`]: the request path: checks, routing, body, admission, guest run,
 //!   response, access log.
 //! - [`validate`]: what a request must be before any of it reaches a guest.
@@ -40,6 +41,7 @@
 //! `instance` + `wagi` → response; `registry` is the only writer of the snapshot.
 
 pub mod admin;
+pub mod alloc;
 pub mod client;
 pub mod config;
 pub mod conn;

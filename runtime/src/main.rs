@@ -298,6 +298,11 @@ async fn shutdown_signal() {
 /// its own CPU priority first, so serving threads come before compiles.
 fn compile_module() -> ExitCode {
     use std::io::{Read, Write};
+    // A compile outlives no node: it dies with the process that started it.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
+        return ExitCode::FAILURE;
+    }
     let _ = rustix::process::setpriority_process(None, 10);
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {

@@ -96,9 +96,8 @@ pub async fn serve(
             }
         });
         // A lane whose queue is full holds the accept loop; shutdown does not wait for it.
-        tokio::select! {
-            () = lanes.dispatch(job) => {}
-            () = &mut shutdown => break,
+        if !lanes.dispatch_or_stop(job, shutdown.as_mut()).await {
+            break;
         }
     }
     drop(listener);

@@ -56,17 +56,11 @@ impl Tls {
         let changed = Arc::new(Notify::new());
         let mut watcher = {
             let changed = changed.clone();
-            let files = [config.cert.clone(), config.key.clone()];
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Any change in the files' directories: Kubernetes, for one,
-                // replaces secrets by swapping a symlink next to them.
-                if let Ok(event) = event
-                    && !event.kind.is_access()
-                    && event
-                        .paths
-                        .iter()
-                        .any(|p| files.iter().any(|f| p.parent() == f.parent()))
-                {
+                // replaces secrets by swapping a symlink next to them. A change
+                // that leaves the pair as it was reloads nothing.
+                if event.is_ok_and(|e| !e.kind.is_access()) {
                     changed.notify_one();
                 }
             })?
@@ -99,7 +93,10 @@ impl Tls {
 fn watched_dirs(config: &TlsConfig) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = [&config.cert, &config.key]
         .iter()
-        .map(|p| p.parent().unwrap_or(Path::new(".")).to_path_buf())
+        .map(|p| match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
         .collect();
     dirs.dedup();
     dirs

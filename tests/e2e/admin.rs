@@ -58,6 +58,19 @@ pub async fn token_is_required() {
             "{path}"
         );
     }
+    // The scheme is case-insensitive, as every HTTP authentication scheme is.
+    for scheme in ["bearer", "BEARER"] {
+        let reply = wedge_test_harness::raw_request(
+            n.admin_addr(),
+            format!(
+                "GET /v1/functions HTTP/1.1\r\nHost: x\r\nAuthorization: {scheme} s3cret\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            std::time::Duration::from_secs(2),
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{scheme}: {reply}");
+    }
     let upload = n
         .admin(
             Method::PUT,

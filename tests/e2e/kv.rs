@@ -303,6 +303,21 @@ pub async fn undeclared_store_is_denied() {
         .start();
     let text = n.get("/nosy?store=inventory").await.text();
     assert_eq!(text, "open inventory: AccessDenied\n");
+    // A guest trying ever-new names mints no metric labels.
+    for i in 0..50 {
+        let text = n.get(&format!("/nosy?store=made-up-{i}")).await.text();
+        assert_eq!(text, format!("open made-up-{i}: AccessDenied\n"));
+    }
+    let metrics = n
+        .admin(http::Method::GET, "/metrics", None, bytes::Bytes::new())
+        .await
+        .text();
+    assert!(!metrics.contains("made-up"), "{metrics}");
+    assert_eq!(
+        n.metric(r#"wedge_kv_operations_total{store="",op="open",result="access_denied"}"#)
+            .await,
+        Some(51.0)
+    );
 }
 
 /// SIGTERM flushes the store: with `periodic` durability and an interval far

@@ -2,14 +2,20 @@
 //! functions directory of real wasm and talks HTTP to it.
 
 mod admin;
+mod compiles;
+mod connections;
+mod crash;
+mod disk;
 mod hostile;
 mod kv;
 mod limits;
 mod loading;
 mod observe;
+mod requests;
 mod rollout;
 mod shutdown;
 mod swap;
+mod tls;
 mod wagi;
 
 use wedge_test_harness::NodeBuilder;
@@ -22,6 +28,7 @@ pub fn node() -> NodeBuilder {
 /// Every guest program in tests/guests has a test of the same name; adding a
 /// guest without one fails the build here.
 mod tested {
+    pub use crate::connections::slow_readers_are_disconnected as big;
     pub use crate::hostile::{flood, hog, recurse, spin, wasi_abuse};
     pub use crate::kv::{kv_abuse, kv_probe};
     pub use crate::limits::sleepy;

@@ -185,6 +185,44 @@ pub async fn failing_canary_rolls_back() {
     }
 }
 
+/// The canary clock restarts at every deployment change: a canary taken to
+/// 0 % and back is not promoted at once for the time it had before.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn canary_clock_restarts_with_the_deployment() {
+    let n = two_versions(
+        "[rollout]\npromote_after = \"3s\"\n",
+        "stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 20\n",
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for percent in [0, 20] {
+        let reply = n
+            .admin(
+                Method::PUT,
+                "/v1/functions/f/deployment",
+                None,
+                Bytes::from(format!(
+                    r#"{{"stable":"v1","canary":"v2","canary_percent":{percent}}}"#
+                )),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let changed = Instant::now();
+    // The first clock would have run out 0.8 s from here.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !n.log_lines()
+            .iter()
+            .any(|l| l.contains("promoted automatically")),
+        "promoted on the clock of the earlier deployment"
+    );
+    n.wait_for_log(Duration::from_secs(10), |l| {
+        l.contains("promoted automatically")
+    })
+    .expect("promoted on its own clock");
+    assert!(changed.elapsed() >= Duration::from_secs(3));
+}
+
 /// A healthy canary becomes stable on its own after `promote_after`.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn healthy_canary_is_promoted() {

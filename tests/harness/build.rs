@@ -58,6 +58,7 @@ fn build_workspace(manifest: &Path, target_dir: &Path) {
     let status = Command::new(cargo)
         .args([
             "build",
+            "--locked",
             "--release",
             "--target",
             "wasm32-wasip1",

@@ -88,6 +88,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     run(cargo().args([
         "build",
+        "--locked",
         "--release",
         "--package",
         "wedge",

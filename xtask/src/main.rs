@@ -71,6 +71,7 @@ fn build_examples() -> Result<Vec<(String, PathBuf)>, String> {
     ensure_wasm_target()?;
     run(cargo().args([
         "build",
+        "--locked",
         "--release",
         "--target",
         "wasm32-wasip1",
@@ -123,6 +124,7 @@ fn serve(args: &[String]) -> Result<(), String> {
     run(cargo()
         .args([
             "run",
+            "--locked",
             "--release",
             "--package",
             "wedge",
@@ -140,12 +142,13 @@ fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
     let mut totals = Totals::default();
     let workspace = run_counted(
-        cargo().args(["test", "--workspace"]).args(args),
+        cargo().args(["test", "--locked", "--workspace"]).args(args),
         &mut totals,
     );
     let examples = run_counted(
         cargo().args([
             "test",
+            "--locked",
             "--manifest-path",
             "examples/Cargo.toml",
             "--workspace",
@@ -201,6 +204,7 @@ fn lint() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
+        "--locked",
         "--workspace",
         "--all-targets",
         "--",
@@ -212,6 +216,7 @@ fn lint() -> Result<(), String> {
         run(cargo()
             .args([
                 "clippy",
+                "--locked",
                 "--target",
                 "wasm32-wasip1",
                 "--target-dir",

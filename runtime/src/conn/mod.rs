@@ -50,6 +50,9 @@ const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
 /// HTTP/2 bytes buffered for sending per stream, beyond the response itself.
 const SEND_BUFFER: usize = 256 << 10;
+/// How long an idle connection's graceful close may take: an HTTP/2 client
+/// has this long to answer the GOAWAY's ping before the connection is dropped.
+const GOODBYE: Duration = Duration::from_secs(1);
 
 /// Connection-level settings, from `[server]`.
 #[derive(Clone)]
@@ -176,7 +179,6 @@ async fn serve_http<S>(
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, active)))
         }
     });
-    let grace = settings.timeouts.write;
     let ended = if http2 {
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -186,7 +188,7 @@ async fn serve_http<S>(
             .max_send_buf_size(SEND_BUFFER)
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown, grace).await
+        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown).await
     } else {
         let conn = http1::Builder::new()
             // The watchdog times request heads, so that a keep-alive
@@ -194,7 +196,7 @@ async fn serve_http<S>(
             .header_read_timeout(None)
             .max_buf_size(settings.max_header_bytes.max(8192))
             .serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown, grace).await
+        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown).await
     };
     match ended {
         Ended::Closed(Err(e)) => {
@@ -235,7 +237,6 @@ async fn drive<C>(
     graceful: impl Fn(Pin<&mut C>),
     mut watchdog: Watchdog,
     mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
 ) -> Ended
 where
     C: Future<Output = Result<(), hyper::Error>>,
@@ -253,7 +254,7 @@ where
     // An idle connection has nothing to finish; give its goodbye a bound.
     let bound = async {
         match idle {
-            true => tokio::time::sleep(grace).await,
+            true => tokio::time::sleep(GOODBYE).await,
             false => std::future::pending().await,
         }
     };

@@ -30,6 +30,10 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// The tree the recovery's probe write goes to; not a store a guest can name
 /// (store names cannot contain `:`).
 const PROBE_TREE: &str = "wedge:health";
+/// Free space the store's file system must have before the store is taken
+/// back into service, so a disk that is still all but full does not flap
+/// between failing and recovering.
+const MIN_FREE: u64 = 4 << 20;
 
 /// sled, with wedge's durability and recovery on top.
 pub struct SledBackend {
@@ -239,8 +243,9 @@ fn recover_forever(shared: &Arc<Shared>) {
         // sled holds a lock on its files: the old opening must be gone before
         // the new one. Requests holding it finish within their own timeouts.
         if let Some(old) = old {
-            let old = Arc::downgrade(&old);
-            while old.strong_count() > 0 {
+            let gone = Arc::downgrade(&old);
+            drop(old);
+            while gone.strong_count() > 0 {
                 if shared.stop.load(Ordering::Acquire) {
                     return;
                 }
@@ -252,7 +257,7 @@ fn recover_forever(shared: &Arc<Shared>) {
             if shared.stop.load(Ordering::Acquire) {
                 return;
             }
-            match Open::start(shared).and_then(|open| probe(&open).map(|()| open)) {
+            match Open::start(shared).and_then(|open| probe(&open, &shared.dir).map(|()| open)) {
                 Ok(open) => {
                     *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Some(open);
                     shared.health.recovered();
@@ -278,8 +283,18 @@ fn recover_forever(shared: &Arc<Shared>) {
     }
 }
 
-/// Makes one small write durable: the store takes writes.
-fn probe(open: &Open) -> Result<(), KvError> {
+/// The store takes writes: its file system has room, and one small write
+/// becomes durable.
+fn probe(open: &Open, dir: &Path) -> Result<(), KvError> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| KvError::Io(e.to_string()))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < MIN_FREE {
+        return Err(KvError::Io(format!(
+            "{} bytes free in {}, waiting for {MIN_FREE}",
+            free,
+            dir.display()
+        )));
+    }
     let io = |e: sled::Error| KvError::Io(e.to_string());
     let tree = open.db.open_tree(PROBE_TREE).map_err(io)?;
     let stamp = std::time::SystemTime::now()

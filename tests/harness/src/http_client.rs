@@ -109,6 +109,20 @@ impl crate::Node {
     }
 }
 
+impl crate::Node {
+    /// The value of one series in the admin API's `/metrics`, such as
+    /// `wedge_connections_closed_total{reason="idle"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let token = self.token.clone();
+        let text = self
+            .admin(Method::GET, "/metrics", token.as_deref(), Bytes::new())
+            .await
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
 async fn read(resp: http::Response<hyper::body::Incoming>) -> Reply {
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();

@@ -3,6 +3,7 @@
 //! `127.0.0.1:0`, captures its log, and talks real HTTP to it.
 
 mod http_client;
+pub mod modules;
 mod node;
 
 pub use http_client::{Reply, get_status, raw_call, raw_request};

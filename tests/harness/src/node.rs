@@ -16,8 +16,11 @@ pub struct NodeBuilder {
     dir: tempfile::TempDir,
     server: Vec<String>,
     store: Vec<String>,
+    functions: Vec<String>,
+    tables: Vec<String>,
     extra_args: Vec<String>,
     token: Option<String>,
+    wrapper: Vec<String>,
 }
 
 impl NodeBuilder {
@@ -31,9 +34,37 @@ impl NodeBuilder {
                 .unwrap(),
             server: Vec::new(),
             store: Vec::new(),
+            functions: Vec::new(),
+            tables: Vec::new(),
             extra_args: Vec::new(),
             token: None,
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Adds a `key = value` line to `[functions]`.
+    pub fn functions_setting(mut self, line: &str) -> Self {
+        self.functions.push(line.to_string());
+        self
+    }
+
+    /// Appends a whole table to `wedge.toml`, such as `[server.per_ip]` with its keys.
+    pub fn table(mut self, text: &str) -> Self {
+        self.tables.push(text.to_string());
+        self
+    }
+
+    /// Starts the binary through `program args...`, which must end by running
+    /// its last argument list (`unshare ... sh -c '...; exec "$@"' sh`, say):
+    /// the node's command line is appended.
+    pub fn wrapper(mut self, program_and_args: &[&str]) -> Self {
+        self.wrapper = program_and_args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// The node's directory, before it starts (to write certificates, say).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Adds a `key = value` line to `[server]` (the listener is always `127.0.0.1:0`).
@@ -105,8 +136,8 @@ impl NodeBuilder {
         self.dir.path().join("functions")
     }
 
-    /// Starts the node and waits until it reports ready.
-    pub fn start(self) -> Node {
+    /// Writes `wedge.toml` and the functions directory; returns the config's path.
+    pub fn write_config(&self) -> PathBuf {
         let config_path = self.dir.path().join("wedge.toml");
         let mut config = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
         for line in &self.server {
@@ -123,8 +154,24 @@ impl NodeBuilder {
             config += line;
             config.push('\n');
         }
+        config += "\n[functions]\n";
+        for line in &self.functions {
+            config += line;
+            config.push('\n');
+        }
+        for table in &self.tables {
+            config.push('\n');
+            config += table;
+            config.push('\n');
+        }
         std::fs::write(&config_path, config).unwrap();
         std::fs::create_dir_all(self.functions_dir()).unwrap();
+        config_path
+    }
+
+    /// Starts the node and waits until it reports ready.
+    pub fn start(self) -> Node {
+        self.write_config();
         let mut node = Node {
             process: None,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -133,6 +180,7 @@ impl NodeBuilder {
             log: Arc::new(Log::default()),
             binary: self.binary,
             args: self.extra_args,
+            wrapper: self.wrapper,
             dir: self.dir,
         };
         node.spawn();
@@ -158,17 +206,26 @@ pub struct Node {
     process: Option<Child>,
     addr: SocketAddr,
     admin: SocketAddr,
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     log: Arc<Log>,
     binary: PathBuf,
     args: Vec<String>,
+    wrapper: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl Node {
     /// Starts the binary on this node's directory and waits until it is ready.
     fn spawn(&mut self) {
-        let mut child = Command::new(&self.binary)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let mut child = command
             .arg("serve")
             .arg("-c")
             .arg(self.dir.path().join("wedge.toml"))
@@ -308,6 +365,17 @@ impl Node {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.process.as_ref().expect("running").id()
+    }
+
+    /// The process's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the node is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     /// Waits for the process to exit; panics with the end of its log if it does not.

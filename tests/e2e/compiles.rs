@@ -1,0 +1,206 @@
+//! Compiles: bounded in size and in time, abandoned without changing what
+//! serves, never in the way of a rollback, a deployment change or another
+//! function's upload, and cached in a bounded, stably named directory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use wedge_test_harness::modules::{padded, slow_to_compile};
+use wedge_test_harness::{Node, examples, get_status, guests};
+
+use crate::node;
+
+/// `PUT` a module as a version through the admin API.
+async fn upload(n: &Node, function: &str, label: &str, wasm: Vec<u8>) -> wedge_test_harness::Reply {
+    n.admin(
+        Method::PUT,
+        &format!("/v1/functions/{function}/versions/{label}"),
+        None,
+        Bytes::from(wasm),
+    )
+    .await
+}
+
+/// A module over `max_module_size` is refused before anything compiles: in
+/// the functions directory with the limit named, and as an upload with 413.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn oversized_modules_are_refused() {
+    let hello = std::fs::read(examples::HELLO).unwrap();
+    let b = node()
+        .functions_setting("max_module_size = \"256KiB\"")
+        .function("hello", examples::HELLO);
+    let fat = b.functions_dir().join("fat");
+    std::fs::create_dir_all(&fat).unwrap();
+    std::fs::write(fat.join("v1.wasm"), padded(&hello, 1, 300 << 10)).unwrap();
+    let n = b.start();
+    let line = n
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("cannot load") && l.contains("fat")
+        })
+        .expect("the refusal is logged");
+    assert!(line.contains("max_module_size"), "{line}");
+    assert!(line.contains("v1.wasm"), "{line}");
+    assert_eq!(n.get("/fat").await.status, 503);
+
+    let refused = upload(&n, "hello", "v2", padded(&hello, 2, 300 << 10)).await;
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    let fits = upload(&n, "hello", "v2", padded(&hello, 3, 100 << 10)).await;
+    assert_eq!(fits.status, 200, "{}", fits.text());
+}
+
+/// A compile that runs past `compile_timeout` is abandoned: the upload gets
+/// 422 naming the limit, the same module dropped into the directory is a
+/// counted load failure, and the version that served keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn slow_compile_is_abandoned() {
+    let n = node()
+        .functions_setting("compile_timeout = \"1s\"")
+        .function("hello", examples::HELLO)
+        .start();
+    let slow = slow_to_compile(400 << 10, 200);
+    let started = Instant::now();
+    let refused = upload(&n, "hello", "v2", slow.clone()).await;
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(
+        refused.text().contains("compile_timeout"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "abandoned, not finished"
+    );
+    let reply = n.get("/hello").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-wedge-version"), Some("v1"));
+
+    let dir = n.dir().join("functions/slow");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("v1.wasm"), &slow).unwrap();
+    let line = n
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("cannot load") && l.contains("function=slow")
+        })
+        .expect("the abandoned compile is a load failure");
+    assert!(line.contains("compile_timeout"), "{line}");
+    assert!(
+        n.metric(r#"wedge_module_load_failures_total{function="slow"}"#)
+            .await
+            .unwrap()
+            >= 1.0
+    );
+    assert_eq!(get_status(n.addr(), "/hello").await, 200);
+}
+
+/// While one function's big module compiles for seconds, a deployment change
+/// applies, another function's upload is served, and a failing canary is
+/// rolled back automatically: none of them waits for the compile.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn compiles_never_block_the_control_plane() {
+    let megabytes: usize = std::env::var("WEDGE_TEST_BIG_MODULE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let b = node()
+        .version("r", "v1", guests::SWAP_A)
+        .version("r", "v2", guests::TRAP)
+        .function_toml(
+            "r",
+            "[rollout]\nauto_rollback = { max_error_rate = 0.2, min_requests = 10, window = \"30s\" }\n",
+        );
+    std::fs::write(
+        b.functions_dir().join("r/deployment.toml"),
+        "stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 0\n",
+    )
+    .unwrap();
+    let n = b.start();
+    let big = n.dir().join("functions/big");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(big.join("v1.wasm"), slow_to_compile(megabytes << 20, 200)).unwrap();
+    n.wait_for_log(Duration::from_secs(5), |l| {
+        l.contains("compiling") && l.contains("function=big")
+    })
+    .expect("the big module is compiling");
+
+    let change = n
+        .admin(
+            Method::PUT,
+            "/v1/functions/r/deployment",
+            None,
+            Bytes::from(r#"{"stable":"v1","canary":"v2","canary_percent":50}"#),
+        )
+        .await;
+    assert_eq!(change.status, 200, "{}", change.text());
+    let other = upload(&n, "other", "v1", std::fs::read(examples::HELLO).unwrap()).await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_eq!(get_status(n.addr(), "/other").await, 200);
+
+    let started = Instant::now();
+    let mut failed = 0;
+    let rolled_back = loop {
+        if get_status(n.addr(), "/r").await >= 500 {
+            failed += 1;
+        }
+        if let Some(line) = n.log_lines().iter().find(|l| l.contains("rolled back")) {
+            break line.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no rollback");
+    };
+    let took = started.elapsed();
+    println!(
+        "failing canary next to a {megabytes} MiB compile: rolled back after {took:?} and {failed} failed requests"
+    );
+    assert!(rolled_back.contains("function=r"), "{rolled_back}");
+    assert!(
+        !n.log_lines()
+            .iter()
+            .any(|l| l.contains("compiled") && l.contains("function=big")),
+        "the big module was still compiling through all of it"
+    );
+    for _ in 0..20 {
+        assert_eq!(get_status(n.addr(), "/r").await, 200, "only v1 serves now");
+    }
+}
+
+/// The compiled code of modules nothing uses any more is evicted beyond the
+/// most recent spares, and the directories of other engines are removed.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn module_cache_is_bounded() {
+    let b = node().function("hello", examples::HELLO);
+    let stale = b.dir().join("data/modules/0123456789abcdef01234567");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("old.cwasm"), b"compiled by another engine").unwrap();
+    let n = b.start();
+    assert!(!stale.exists(), "another engine's directory is removed");
+    let modules = n.dir().join("data/modules");
+    let engines: Vec<_> = std::fs::read_dir(&modules).unwrap().collect();
+    assert_eq!(engines.len(), 1);
+    let engine = engines[0].as_ref().unwrap().path();
+
+    let hello = std::fs::read(examples::HELLO).unwrap();
+    for i in 0..40 {
+        let reply = upload(&n, "hello", "v1", padded(&hello, i, 0)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let entries = count_entries(&engine);
+    assert!(
+        entries <= 1 + 32,
+        "{entries} compiled modules kept for one in use"
+    );
+    assert_eq!(get_status(n.addr(), "/hello").await, 200);
+}
+
+fn count_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".cwasm")
+        })
+        .count()
+}
