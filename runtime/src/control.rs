@@ -329,11 +329,6 @@ impl Control {
         &self.swaps
     }
 
-    /// Asks for function `name` to be reloaded by the reload loop.
-    pub fn request_reload(&self, name: String) {
-        self.queue.push(name);
-    }
-
     /// The reload loop: applies queued reloads, debounced, until the task is
     /// dropped.
     pub async fn run_reloads(self: Arc<Self>) {

@@ -25,6 +25,16 @@ pub fn node() -> NodeBuilder {
     NodeBuilder::new(env!("CARGO_BIN_EXE_wedge"))
 }
 
+/// The size of an attack: `small` in the suite, `full` with
+/// `WEDGE_TEST_FULL_SCALE=1`, which the figures in docs/operations.md come
+/// from (`cargo test --release -p wedge --test e2e <name> -- --nocapture`).
+pub fn scale(small: usize, full: usize) -> usize {
+    match std::env::var_os("WEDGE_TEST_FULL_SCALE") {
+        Some(_) => full,
+        None => small,
+    }
+}
+
 /// Every guest program in tests/guests has a test of the same name; adding a
 /// guest without one fails the build here.
 mod tested {

@@ -135,13 +135,16 @@ pub async fn per_ip_rate_limit() {
 /// tricklers get 408 at `body_timeout`.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn trickled_bodies_hold_no_capacity() {
+    let (tricklers, max_inflight) = (crate::scale(30, 260), crate::scale(10, 200));
     let n = node()
-        .server("max_inflight = 10")
+        .server(&format!("max_inflight = {max_inflight}"))
         .server("body_timeout = \"3s\"")
+        .table("[server.per_ip]\nmax_connections = 1000")
         .function("hello", examples::HELLO)
         .function("raw", guests::VERBATIM)
         .start();
-    let tricklers: Vec<_> = (0..30)
+    let count = tricklers;
+    let tricklers: Vec<_> = (0..count)
         .map(|_| {
             let addr = n.addr();
             tokio::spawn(async move {
@@ -177,14 +180,17 @@ pub async fn trickled_bodies_hold_no_capacity() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut served = 0;
-    for _ in 0..40 {
+    for _ in 0..101 {
         if get_status(n.addr(), "/hello").await == 200 {
             served += 1;
         }
     }
+    println!(
+        "{count} trickled bodies, max_inflight = {max_inflight}: {served} of 101 normal requests served"
+    );
     assert_eq!(
-        served, 40,
-        "every normal request served next to 30 tricklers"
+        served, 101,
+        "every normal request served next to the tricklers"
     );
     for t in tricklers {
         let reply = t.await.unwrap();

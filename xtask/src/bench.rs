@@ -11,7 +11,10 @@
 //! has measured 103k–160k req/s here), so a ratio is taken within each round
 //! and the table reports the median round.
 //!
-//! Options: `--duration 10s`, `--connections 32`, `--threads 2`, `--rounds 3`.
+//! Options: `--duration 10s`, `--connections 32`, `--threads 2`, `--rounds 3`,
+//! and `--baseline <wedge binary>`: a build of an earlier commit, measured on
+//! the hello scenario in the same rounds, to compare a change with what it
+//! changes (`git worktree add ../base <commit>` and build it there).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -32,6 +35,7 @@ struct Options {
     connections: String,
     threads: String,
     rounds: usize,
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -41,6 +45,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         connections: "32".into(),
         threads: "2".into(),
         rounds: 3,
+        baseline: None,
     };
     let mut it = args.iter().peekable();
     if let Some(first) = it.peek()
@@ -57,6 +62,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--duration" => o.duration = value,
             "--connections" => o.connections = value,
             "--threads" => o.threads = value,
+            "--baseline" => {
+                let path = std::path::PathBuf::from(&value);
+                if !path.is_file() {
+                    return Err(format!("--baseline {value}: no such wedge binary"));
+                }
+                o.baseline = Some(path);
+            }
             "--rounds" => {
                 o.rounds = value
                     .parse()
@@ -119,6 +131,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 let url = format!("http://127.0.0.1:{port}/hello");
                 wait_ready(&url)?;
                 targets.push(Target::new("wedge examples/hello", url, None));
+                if let Some(baseline) = &options.baseline {
+                    let (server, port) =
+                        start_binary(baseline, "hello-baseline", "sync", |_| Ok(()))?;
+                    servers.push(server);
+                    let url = format!("http://127.0.0.1:{port}/hello");
+                    wait_ready(&url)?;
+                    targets.push(Target::new("baseline wedge, hello", url, None));
+                }
             }
             "fifty" => {
                 let (server, port) = start_wedge_with("fifty", "sync", |functions| {
@@ -259,6 +279,21 @@ fn start_wedge_with(
     durability: &str,
     extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
 ) -> Result<(Server, u16), String> {
+    start_binary(
+        &root().join("target/release/wedge"),
+        name,
+        durability,
+        extra,
+    )
+}
+
+/// Starts `binary` as a wedge over the examples, as [`start_wedge_with`] does.
+fn start_binary(
+    binary: &std::path::Path,
+    name: &str,
+    durability: &str,
+    extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(Server, u16), String> {
     let port = free_port()?;
     let dir = root().join("target/bench").join(name);
     let _ = std::fs::remove_dir_all(dir.join("data"));
@@ -274,7 +309,7 @@ fn start_wedge_with(
     text.push_str(&format!("\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"));
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let server = Server(
-        Command::new(root().join("target/release/wedge"))
+        Command::new(binary)
             .arg("serve")
             .arg("-c")
             .arg(&config)

@@ -254,6 +254,49 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_per_ip_and_tls_parse_and_are_checked() {
+        let parse = |text: &str| Config::parse(text, Path::new("w.toml"), Path::new("/etc/wedge"));
+        let c = parse(
+            "[server]\nmax_connections = 50\nidle_timeout = \"5s\"\n\
+             [server.per_ip]\nrate = 10\nburst = 20\n\
+             [server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n\
+             [functions]\nmax_module_size = \"8MiB\"\ncompile_timeout = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.max_connections, 50);
+        assert_eq!(c.server.idle_timeout.0, Duration::from_secs(5));
+        assert_eq!(c.server.write_timeout.0, Duration::from_secs(30));
+        assert_eq!(c.server.per_ip.rate, 10);
+        assert_eq!(c.server.per_ip.max_connections, 256);
+        let tls = c.server.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/wedge/tls/cert.pem"));
+        assert_eq!(c.functions.max_module_size.0, 8 << 20);
+        assert_eq!(c.functions.compile_timeout.0, Duration::from_secs(30));
+
+        for (text, named) in [
+            ("[server]\nwrite_timeout = \"0s\"", "server.write_timeout"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[server.per_ip]\nmax_connections = 0",
+                "per_ip.max_connections",
+            ),
+            ("[server.per_ip]\nrate = 5\nburst = 0", "per_ip.burst"),
+            ("[server.tls]\ncert = \"c.pem\"", "key"),
+            ("[server.per_ip]\nrte = 5", "rte"),
+            ("[functions]\ncompile_timeout = \"0s\"", "compile_timeout"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/wedge.toml");
+        Config::load(&path).unwrap();
+    }
+
+    #[test]
     fn deployment_percent_is_bounded() {
         let p = Path::new("deployment.toml");
         assert!(

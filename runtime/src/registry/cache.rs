@@ -13,6 +13,7 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -31,6 +32,11 @@ pub struct ModuleCache {
     root: PathBuf,
     /// `<root>/<engine>`.
     dir: PathBuf,
+}
+
+/// What the temporary files of this process's compiles have in their names.
+fn own_temp_marker() -> String {
+    format!(".tmp{}-", std::process::id())
 }
 
 /// A [`Hasher`] that feeds sha256, so a `Hash` value digests the same way in
@@ -72,10 +78,15 @@ impl ModuleCache {
         self.dir.join(format!("{sha256}.cwasm"))
     }
 
-    /// A fresh temporary path in the cache directory for a compile to write to.
+    /// A fresh temporary path in the cache directory for a compile to write
+    /// to, unique to this compile: two compiles of one module never share it.
     pub fn temp_path(&self, sha256: &str) -> std::io::Result<PathBuf> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
-        Ok(fsutil::temp_path(&self.path(sha256)))
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .dir
+            .join(format!(".{sha256}.cwasm{}{n}", own_temp_marker())))
     }
 
     /// Moves a finished compile at `tmp` into place as the entry for `sha256`.
@@ -136,32 +147,30 @@ impl ModuleCache {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return removed;
         };
-        let mut spare: Vec<(SystemTime, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                match name.strip_suffix(".cwasm") {
-                    Some(sha) => !keep.contains(sha),
-                    // A temporary file left by a compile that a crash cut short.
-                    None => {
-                        name.starts_with('.') && !name.ends_with(&std::process::id().to_string())
-                    }
+        let mut spare = Vec::new();
+        let mut stale = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match name.strip_suffix(".cwasm") {
+                Some(sha) if keep.contains(sha) => {}
+                Some(_) => {
+                    let used = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    spare.push((used, entry.path()));
                 }
-            })
-            .map(|e| {
-                let used = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                (used, e.path())
-            })
-            .collect();
+                // A temporary file left by a compile that a crash cut short,
+                // not one of this process's compiles under way.
+                None if name.starts_with('.') && !name.contains(&own_temp_marker()) => {
+                    stale.push(entry.path());
+                }
+                None => {}
+            }
+        }
         spare.sort_by_key(|s| std::cmp::Reverse(s.0));
-        let stale = spare.iter().enumerate().filter(|(i, (_, path))| {
-            *i >= SPARE_ENTRIES || path.extension().is_none_or(|x| x != "cwasm")
-        });
-        for (_, (_, path)) in stale {
+        stale.extend(spare.into_iter().skip(SPARE_ENTRIES).map(|(_, path)| path));
+        for path in stale {
             if std::fs::remove_file(path).is_ok() {
                 removed += 1;
             }
@@ -170,5 +179,41 @@ impl ModuleCache {
             let _ = fsutil::sync_dir(&self.dir);
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_directory_is_a_stable_digest() {
+        let name = engine_dir_name(&WasmEngine::new(1).unwrap());
+        assert_eq!(name.len(), 24);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(name, engine_dir_name(&WasmEngine::new(2).unwrap()));
+    }
+
+    #[test]
+    fn unused_entries_beyond_the_spares_are_evicted() {
+        let store = tempfile::tempdir().unwrap();
+        let cache = ModuleCache::new(store.path(), &WasmEngine::new(1).unwrap());
+        std::fs::create_dir_all(&cache.dir).unwrap();
+        let other_engine = cache.root.join("0123456789abcdef01234567");
+        std::fs::create_dir_all(&other_engine).unwrap();
+        let sha = |i: usize| format!("{i:064x}");
+        for i in 0..SPARE_ENTRIES + 10 {
+            std::fs::write(cache.path(&sha(i)), b"code").unwrap();
+        }
+        let crashed = cache.dir.join(".aa.cwasm.tmp1-0");
+        std::fs::write(&crashed, b"half").unwrap();
+        let in_use = sha(0);
+        let keep = HashSet::from([in_use.as_str()]);
+        cache.evict(&keep);
+        assert!(!other_engine.exists());
+        assert!(!crashed.exists());
+        assert!(cache.contains(&in_use));
+        let left = std::fs::read_dir(&cache.dir).unwrap().count();
+        assert_eq!(left, 1 + SPARE_ENTRIES);
     }
 }

@@ -8,8 +8,8 @@
 //! than the serving threads, and the memory the compiler uses is the child's
 //! and goes with it, so a big or hostile module costs the node neither
 //! latency nor resident memory afterwards. At most [`Compiler::slots`]
-//! compiles run at once; each function's compile is independent of the
-//! others'.
+//! compiles run at once (more wait for a slot); each function's compile is
+//! independent of the others'.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,10 +52,11 @@ impl Compiler {
         }
     }
 
-    /// How many compiles may run at once: one per core, and at least two, so
-    /// one long compile never holds up every other function.
+    /// How many compiles may run at once: two per core, and at least four,
+    /// so a few long compiles never hold up every other function. They run
+    /// at low priority, so serving goes first however many there are.
     pub fn slots() -> usize {
-        std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+        std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
     }
 
     /// Compiles `wasm` into the file `dest`. On any error `dest` is removed.
