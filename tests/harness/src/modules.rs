@@ -19,11 +19,14 @@ fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// A valid WASI command (an empty `_start` and a memory) with one more
-/// function of about `size` bytes of code over `locals` i64 locals: straight
-/// arithmetic between random locals, with a branch every so often. Cranelift's
-/// register allocator takes seconds over a few hundred KiB of it; its time
-/// grows with `size` and `locals`.
+/// Most code in one generated function.
+const MAX_FUNCTION: usize = 1 << 20;
+
+/// A valid WASI command (an empty `_start` and a memory) with about `size`
+/// bytes of code in functions of at most 1 MiB, each over `locals` i64
+/// locals: straight arithmetic between random locals, with a branch every so
+/// often. Cranelift's register allocator takes seconds over a few hundred KiB
+/// of one such function; its time grows with `size` and `locals`.
 pub fn slow_to_compile(size: usize, locals: usize) -> Vec<u8> {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -32,6 +35,36 @@ pub fn slow_to_compile(size: usize, locals: usize) -> Vec<u8> {
         seed ^= seed << 17;
         (seed % locals as u64) as usize
     };
+    let count = size.div_ceil(MAX_FUNCTION).max(1);
+    let mut bodies = Vec::new();
+    leb(count + 1, &mut bodies);
+    bodies.extend_from_slice(&[2, 0, 0x0b]); // `_start`: no locals, end
+    for f in 0..count {
+        let target = (size - f * MAX_FUNCTION).min(MAX_FUNCTION);
+        let code = arithmetic(target, locals, &mut next);
+        leb(code.len(), &mut bodies);
+        bodies.extend_from_slice(&code);
+    }
+
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 0, 0], &mut wasm); // one type: () -> ()
+    let mut functions = Vec::new();
+    leb(count + 1, &mut functions);
+    functions.resize(functions.len() + count + 1, 0); // all of that type
+    section(3, &functions, &mut wasm);
+    section(5, &[1, 0, 1], &mut wasm); // one memory, one page
+    let mut exports = vec![2, 6];
+    exports.extend_from_slice(b"_start");
+    exports.extend_from_slice(&[0x00, 0, 6]);
+    exports.extend_from_slice(b"memory");
+    exports.extend_from_slice(&[0x02, 0]);
+    section(7, &exports, &mut wasm);
+    section(10, &bodies, &mut wasm);
+    wasm
+}
+
+/// One function body of about `size` bytes: locals, arithmetic, `end`.
+fn arithmetic(size: usize, locals: usize, next: &mut impl FnMut() -> usize) -> Vec<u8> {
     let mut code = Vec::with_capacity(size + 64);
     leb(1, &mut code);
     leb(locals, &mut code);
@@ -62,24 +95,7 @@ pub fn slow_to_compile(size: usize, locals: usize) -> Vec<u8> {
         }
     }
     code.push(0x0b); // end
-
-    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
-    section(1, &[1, 0x60, 0, 0], &mut wasm); // one type: () -> ()
-    section(3, &[2, 0, 0], &mut wasm); // two functions of it
-    section(5, &[1, 0, 1], &mut wasm); // one memory, one page
-    let mut exports = vec![2];
-    exports.extend_from_slice(&[6]);
-    exports.extend_from_slice(b"_start");
-    exports.extend_from_slice(&[0x00, 0]);
-    exports.extend_from_slice(&[6]);
-    exports.extend_from_slice(b"memory");
-    exports.extend_from_slice(&[0x02, 0]);
-    section(7, &exports, &mut wasm);
-    let mut bodies = vec![2, 2, 0, 0x0b]; // `_start`: no locals, end
-    leb(code.len(), &mut bodies);
-    bodies.extend_from_slice(&code);
-    section(10, &bodies, &mut wasm);
-    wasm
+    code
 }
 
 /// `wasm` with a custom section named `wedge-test` holding `tag` and `extra`
