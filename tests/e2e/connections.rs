@@ -409,8 +409,8 @@ pub async fn slow_readers_are_disconnected() {
 }
 
 /// One HTTP/2 connection opens 100 streams for 2 MiB each with a window of
-/// zero, so nothing can be sent: it is dropped after `write_timeout`, its
-/// responses are freed, and a 101st stream is refused meanwhile.
+/// zero, so nothing can be sent: it is dropped after `write_timeout`, and
+/// its responses are freed.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn zero_window_http2_is_dropped() {
     let n = node()

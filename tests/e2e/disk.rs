@@ -118,14 +118,7 @@ pub async fn full_disk_then_freed() {
         assert!(reserve(&n).await, "writes succeed again");
         acknowledged += 1;
     }
-    let text = n.get("/inventory/sku-1").await.text();
-    let stock: i64 = text
-        .trim_end_matches('}')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{text}"));
+    let stock = crate::kv::stock(&n, "sku-1").await;
     let lost = stock - (INITIAL - acknowledged);
     println!(
         "disk full then freed: {acknowledged} writes acknowledged, {refused} refused, {lost} lost; ready again {recovered:?} after space returned"

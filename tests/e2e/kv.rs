@@ -67,6 +67,17 @@ async fn reserve_status(addr: std::net::SocketAddr, sku: &str) -> (u16, String) 
     raw_call(addr, "POST", &format!("/inventory/{sku}/reserve?qty=1")).await
 }
 
+/// The stock of `sku`, as the inventory example reports it.
+pub async fn stock(n: &Node, sku: &str) -> i64 {
+    let text = n.get(&format!("/inventory/{sku}")).await.text();
+    text.trim_end_matches('}')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{text}"))
+}
+
 fn remaining(body: &str) -> i64 {
     let i = body.find("\"remaining\":").expect("remaining in body") + "\"remaining\":".len();
     body[i..].trim_end_matches('}').parse().unwrap()
@@ -163,14 +174,7 @@ pub async fn acknowledged_reservations_survive_a_crash() {
     let in_flight = sent - acked;
     assert!(acked >= 300, "only {acked} reservations before the crash");
     n.restart();
-    let text = n.get("/inventory/crash").await.text();
-    let stock: i64 = text
-        .trim_end_matches('}')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{text}"));
+    let stock = stock(&n, "crash").await;
     assert!(
         stock <= INITIAL - acked,
         "lost acknowledged reservations: stock {stock}, acked {acked}"
