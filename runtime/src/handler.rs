@@ -72,6 +72,10 @@ pub struct App {
     limits: Limits,
     /// Requests being served now, for the `max_inflight` admission check.
     inflight: AtomicUsize,
+    /// Requests reading their bodies now. Bodies are read before admission,
+    /// so this bounds the memory they hold apart from `inflight`: at most
+    /// `max_inflight` bodies of at most `max_request_body` each.
+    reading: AtomicUsize,
     /// The key-value stores guests open through the `wedge` module.
     kv: Arc<dyn Backend>,
     /// Counts what every request did.
@@ -107,6 +111,7 @@ impl App {
             snapshot: ArcSwap::from_pointee(snapshot),
             limits,
             inflight: AtomicUsize::new(0),
+            reading: AtomicUsize::new(0),
             kv,
             telemetry,
             failures: Arc::default(),
@@ -294,7 +299,8 @@ impl App {
     }
 
     /// Reads the whole body within the limit and `body_timeout`. A declared
-    /// length over the limit is refused before a byte of the body is read.
+    /// length over the limit is refused before a byte of the body is read;
+    /// beyond `max_inflight` bodies being read at once, 503.
     async fn read_body(
         &self,
         parts: &http::request::Parts,
@@ -312,6 +318,8 @@ impl App {
         if body.is_end_stream() {
             return Ok(Bytes::new());
         }
+        let _reading = Admission::try_new(&self.reading, self.limits.max_inflight)
+            .ok_or(HostError::Overloaded)?;
         match tokio::time::timeout(self.limits.body_timeout, Limited::new(body, max).collect())
             .await
         {
