@@ -20,6 +20,41 @@ use crate::telemetry::CloseReason;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// How long a listener pauses after a failed accept: from [`FIRST_BACKOFF`],
+/// doubling up to [`MAX_BACKOFF`] while accepts keep failing, and back to the
+/// start after one succeeds. The public listener and the admin API's share it.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    next: Duration,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self {
+            next: FIRST_BACKOFF,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    /// An accept succeeded.
+    pub fn reset(&mut self) {
+        self.next = FIRST_BACKOFF;
+    }
+
+    /// How long the next pause lasts.
+    pub fn current(&self) -> Duration {
+        self.next
+    }
+
+    /// An accept failed: waits, and makes the next pause longer.
+    pub async fn pause(&mut self) {
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// What the listener needs beyond the connection settings.
 pub struct ListenSettings {
     /// Open connections at most; beyond this, new ones wait in the backlog.
@@ -47,7 +82,7 @@ pub async fn serve(
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let peers = app.peers().clone();
     let connections = app.telemetry().connections.clone();
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
         // Beyond max_connections nothing is accepted: clients wait in the backlog.
@@ -61,16 +96,15 @@ pub async fn serve(
         };
         let (stream, peer) = match accepted {
             Ok(a) => {
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
                 a
             }
             Err(e) => {
-                tracing::warn!(target: "wedge::server", backoff_ms = backoff.as_millis() as u64, "accept failed: {e}");
+                tracing::warn!(target: "wedge::server", backoff_ms = backoff.current().as_millis() as u64, "accept failed: {e}");
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = backoff.pause() => {}
                     () = &mut shutdown => break,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };

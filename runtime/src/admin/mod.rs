@@ -25,6 +25,7 @@ pub use auth::Token;
 
 use crate::control::Control;
 use crate::error::Body;
+use crate::server::AcceptBackoff;
 
 /// What the admin API works with.
 pub struct Admin {
@@ -46,19 +47,18 @@ impl Admin {
     /// listener suffers, the operator still gets in.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         let permits = Arc::new(tokio::sync::Semaphore::new(crate::ADMIN_CONNECTIONS));
-        let mut backoff = Duration::from_millis(5);
+        let mut backoff = AcceptBackoff::default();
         loop {
             let permit = permits.clone().acquire_owned().await.expect("never closed");
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!(target: "wedge::admin", "accept failed: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff.pause().await;
                     continue;
                 }
             };
-            backoff = Duration::from_millis(5);
+            backoff.reset();
             let admin = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
