@@ -139,7 +139,7 @@ impl Backend for SledBackend {
                 let tree = open
                     .db
                     .open_tree(format!("store:{name}"))
-                    .map_err(|e| self.shared.fail(&open, &e))?;
+                    .map_err(|e| self.shared.fail(&open.failed, &e))?;
                 open.trees
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -160,7 +160,7 @@ impl Backend for SledBackend {
         open.db
             .flush()
             .map(|_| ())
-            .map_err(|e| self.shared.fail(&open, &e))
+            .map_err(|e| self.shared.fail(&open.failed, &e))
     }
 
     fn health(&self) -> &StoreHealth {
@@ -183,10 +183,8 @@ impl Open {
         let commit = GroupCommit::start(shared.durability, shared.flush_interval, move || {
             flusher.flush().map(|_| ()).map_err(|e| {
                 // A failed flush, in either mode, takes this opening out of service.
-                if !flag.swap(true, Ordering::AcqRel)
-                    && let Some(shared) = Weak::upgrade(&report)
-                {
-                    shared.broken(&e.to_string());
+                if let Some(shared) = Weak::upgrade(&report) {
+                    shared.fail(&flag, &e);
                 }
                 e.to_string()
             })
@@ -202,10 +200,11 @@ impl Open {
 }
 
 impl Shared {
-    /// A storage error on `open`: takes it out of service (once) and wakes the
-    /// recovery. Returns the error for the caller.
-    fn fail(&self, open: &Open, error: &sled::Error) -> KvError {
-        if open.failed.swap(true, Ordering::AcqRel) {
+    /// A storage error on the opening whose flag is `failed`: takes it out of
+    /// service (once) and wakes the recovery; later errors are counted.
+    /// Returns the error for the caller.
+    fn fail(&self, failed: &AtomicBool, error: &sled::Error) -> KvError {
+        if failed.swap(true, Ordering::AcqRel) {
             self.health.counted();
         } else {
             self.broken(&error.to_string());
@@ -323,7 +322,7 @@ impl SledStore {
     }
 
     fn io(&self, e: sled::Error) -> KvError {
-        self.shared.fail(&self.open, &e)
+        self.shared.fail(&self.open.failed, &e)
     }
 }
 
