@@ -234,7 +234,11 @@ async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<(Reloaded, u
     let loaded = tokio::task::spawn_blocking(move || {
         let loaded = match names.is_empty() {
             true => first,
-            false => registry.reload(&first.snapshot, &names),
+            false => {
+                let mut second = registry.reload(&first.snapshot, &names);
+                second.stats.cached += first.stats.cached;
+                second
+            }
         };
         // What serves now is the state to fall back on after a crash.
         let all: Vec<String> = loaded

@@ -13,7 +13,7 @@ use crate::config::{
     ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
 use crate::registry::natural::natural_cmp;
-use crate::registry::{Function, Settings, Version, loader, valid_name};
+use crate::registry::{Compiled, Function, Settings, Version, loader, valid_name};
 use crate::router::normalize_route;
 
 /// What became of one `<label>.wasm`.
@@ -259,20 +259,38 @@ impl Registry {
         match loader::link(&self.engine, &module, imports) {
             Ok(compiled) => {
                 stats.cached += 1;
-                VersionLoad::Ready(Arc::new(Version {
-                    label: label.into(),
-                    short_sha: sha256[..12].into(),
-                    size: bytes.len() as u64,
+                VersionLoad::Ready(self.version(
+                    function,
+                    label,
                     sha256,
+                    bytes.len() as u64,
                     compiled,
-                    stats: self.telemetry.version(function, label),
-                }))
+                ))
             }
             Err(e) => {
                 self.refuse(&sha256, &e);
                 VersionLoad::Failed(e.to_string())
             }
         }
+    }
+
+    /// A loaded version, with the statistics its label has had since start.
+    fn version(
+        &self,
+        function: &str,
+        label: &str,
+        sha256: String,
+        size: u64,
+        compiled: Compiled,
+    ) -> Arc<Version> {
+        Arc::new(Version {
+            label: label.into(),
+            short_sha: sha256.get(..12).unwrap_or(&sha256).into(),
+            size,
+            compiled,
+            stats: self.telemetry.version(function, label),
+            sha256,
+        })
     }
 
     /// Function `name` as its remembered last good state, when the record and
@@ -294,14 +312,7 @@ impl Registry {
             };
             versions.insert(
                 v.label.clone(),
-                Arc::new(Version {
-                    label: v.label.as_str().into(),
-                    short_sha: v.sha256.get(..12).unwrap_or(&v.sha256).into(),
-                    sha256: v.sha256.clone(),
-                    size: v.size,
-                    compiled,
-                    stats: self.telemetry.version(name, &v.label),
-                }),
+                self.version(name, &v.label, v.sha256.clone(), v.size, compiled),
             );
         }
         if !Function::serving_labels(&record.deployment).all(|l| versions.contains_key(l)) {

@@ -64,8 +64,6 @@ pub struct LoadStats {
     pub cached: usize,
     /// Reused from the previous snapshot: same label, same bytes.
     pub reused: usize,
-    /// Handed back to be compiled.
-    pub to_compile: usize,
 }
 
 /// A module a reload found with no compiled code yet.
@@ -259,7 +257,6 @@ impl Registry {
             functions.insert(f.name.clone(), Arc::from(f));
             changed.push(name.clone());
         }
-        stats.to_compile = jobs.len();
         let (snapshot, _) = Snapshot::build(functions.into_values().collect());
         Reloaded {
             snapshot,
