@@ -139,6 +139,21 @@ impl App {
         &self.kv
     }
 
+    /// The request's view of the stores: the function's `kv` list, and its
+    /// writes named after the client's `Idempotency-Key` when it sent one.
+    fn kv_ctx(&self, function: &Function, parts: &http::request::Parts) -> KvCtx {
+        let ctx = KvCtx::new(
+            self.kv.clone(),
+            function.settings.kv.clone(),
+            self.telemetry.clone(),
+        );
+        // `validate::check` already refused a malformed key.
+        match validate::idempotency_key(&parts.headers) {
+            Ok(Some(key)) => ctx.with_idempotency_key(function.name.clone(), key),
+            _ => ctx,
+        }
+    }
+
     /// The engine modules are compiled with.
     pub fn engine(&self) -> &Arc<WasmEngine> {
         &self.engine
@@ -279,11 +294,7 @@ impl App {
                 request_id.into(),
             ),
             deadline,
-            kv: KvCtx::new(
-                self.kv.clone(),
-                function.settings.kv.clone(),
-                self.telemetry.clone(),
-            ),
+            kv: self.kv_ctx(function, parts),
         };
         let (result, timing) =
             instance::run(&self.engine, &version, &function.settings, invocation).await;

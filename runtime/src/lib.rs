@@ -204,10 +204,10 @@ pub async fn serve(
     .context("cannot start the serving threads")?;
     // In-flight requests are done: make every write durable before exiting,
     // whatever the durability setting.
-    tokio::task::spawn_blocking(move || kv.flush())
-        .await?
-        .context("cannot flush the key-value store")?;
-    tracing::info!(target: "wedge::kv", "key-value store flushed");
+    kv.close()
+        .await
+        .context("cannot close the key-value store")?;
+    tracing::info!(target: "wedge::kv", "key-value store closed");
     Ok(())
 }
 

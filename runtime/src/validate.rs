@@ -38,6 +38,27 @@ pub enum BadRequest {
     /// An HTTP/2 request whose `Host` names another authority than `:authority`.
     #[error("Host and :authority disagree")]
     HostMismatch,
+    /// More than one `Idempotency-Key`, or one that is empty or too long.
+    #[error("the Idempotency-Key header must be one value of 1-256 bytes")]
+    BadIdempotencyKey,
+}
+
+/// Longest `Idempotency-Key` honoured.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// The header naming a request so that sending it again replays its store writes.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The request's `Idempotency-Key`, if it has one.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&[u8]>, BadRequest> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(key) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() || key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(BadRequest::BadIdempotencyKey);
+    }
+    Ok(Some(key.as_bytes()))
 }
 
 /// A byte the guest must never see in its environment or argv.
@@ -48,6 +69,7 @@ pub fn is_control(b: u8) -> bool {
 /// Checks everything of `parts` that reaches the guest.
 pub fn check(parts: &Parts) -> Result<(), BadRequest> {
     check_host(parts)?;
+    idempotency_key(&parts.headers)?;
     if decodes_to_control(parts.uri.path()) {
         return Err(BadRequest::PathControl);
     }

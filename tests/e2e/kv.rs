@@ -338,7 +338,7 @@ pub async fn sigterm_flushes_the_store() {
     let status = n.expect_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     n.wait_for_log(Duration::from_secs(1), |l| {
-        l.contains("key-value store flushed")
+        l.contains("key-value store closed")
     })
     .expect("flush logged");
     n.restart();

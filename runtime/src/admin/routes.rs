@@ -11,7 +11,7 @@ use super::{error, json, text};
 use crate::config::Deployment;
 use crate::control::{Control, ControlError};
 use crate::error::Body;
-use crate::kv::KvError;
+use crate::kv::{KvError, OpId};
 use crate::registry::{Function, LoadFailure};
 
 /// Largest request body other than a module (deployments, key-value values).
@@ -177,7 +177,7 @@ async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) 
         Err(e) => return kv_error(e),
     };
     match *req.method() {
-        Method::GET => match store.get(key) {
+        Method::GET => match store.get(key).await {
             Ok(Some(v)) => {
                 let mut r = text(StatusCode::OK, v);
                 r.headers_mut().insert(
@@ -194,7 +194,7 @@ async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) 
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            match store.set(key, &value) {
+            match store.set(OpId::random(), key, &value).await {
                 Ok(()) => match store.durable().await {
                     Ok(()) => json(StatusCode::OK, &json!({ "stored": value.len() })),
                     Err(e) => kv_error(e),
@@ -202,7 +202,7 @@ async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) 
                 Err(e) => kv_error(e),
             }
         }
-        Method::DELETE => match store.delete(key) {
+        Method::DELETE => match store.delete(OpId::random(), key).await {
             Ok(true) => match store.durable().await {
                 Ok(()) => json(StatusCode::OK, &json!({ "deleted": true })),
                 Err(e) => kv_error(e),

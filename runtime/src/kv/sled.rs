@@ -20,7 +20,7 @@ use crate::config::Durability;
 use crate::kv::commit::GroupCommit;
 use crate::kv::health::StoreHealth;
 use crate::kv::store::{
-    Backend, KvError, MAX_PAGE, Page, Store, check_key, check_value, parse_counter,
+    Backend, KvError, MAX_PAGE, OpId, Page, Store, check_key, check_value, parse_counter,
     valid_store_name,
 };
 
@@ -119,6 +119,7 @@ fn recovering() -> KvError {
     KvError::Io("the store is recovering from a storage error".into())
 }
 
+#[async_trait::async_trait]
 impl Backend for SledBackend {
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError> {
         if !valid_store_name(name) {
@@ -155,12 +156,17 @@ impl Backend for SledBackend {
         }))
     }
 
-    fn flush(&self) -> Result<(), KvError> {
+    async fn close(&self) -> Result<(), KvError> {
         let open = self.current()?;
-        open.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| self.shared.fail(&open.failed, &e))
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            open.db
+                .flush()
+                .map(|_| ())
+                .map_err(|e| shared.fail(&open.failed, &e))
+        })
+        .await
+        .map_err(|e| KvError::Io(e.to_string()))?
     }
 
     fn health(&self) -> &StoreHealth {
@@ -328,7 +334,7 @@ impl SledStore {
 
 #[async_trait::async_trait]
 impl Store for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
         self.in_service()?;
         Ok(self
@@ -338,7 +344,7 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
-    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+    async fn set(&self, _op: OpId, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         check_key(key)?;
         check_value(value)?;
         self.in_service()?;
@@ -346,19 +352,24 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn delete(&self, key: &[u8]) -> Result<bool, KvError> {
+    async fn delete(&self, _op: OpId, key: &[u8]) -> Result<bool, KvError> {
         check_key(key)?;
         self.in_service()?;
         Ok(self.tree.remove(key).map_err(|e| self.io(e))?.is_some())
     }
 
-    fn exists(&self, key: &[u8]) -> Result<bool, KvError> {
+    async fn exists(&self, key: &[u8]) -> Result<bool, KvError> {
         check_key(key)?;
         self.in_service()?;
         self.tree.contains_key(key).map_err(|e| self.io(e))
     }
 
-    fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Page, KvError> {
+    async fn list(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, KvError> {
         self.in_service()?;
         let limit = limit.clamp(1, MAX_PAGE);
         let mut page = Page::default();
@@ -380,7 +391,14 @@ impl Store for SledStore {
         Ok(page)
     }
 
-    fn add(&self, key: &[u8], delta: i64, min: i64, max: i64) -> Result<i64, KvError> {
+    async fn add(
+        &self,
+        _op: OpId,
+        key: &[u8],
+        delta: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, KvError> {
         check_key(key)?;
         self.in_service()?;
         loop {
@@ -405,8 +423,9 @@ impl Store for SledStore {
         }
     }
 
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
+        _op: OpId,
         key: &[u8],
         expected: Option<&[u8]>,
         new: &[u8],
@@ -431,6 +450,10 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
+    fn op() -> OpId {
+        OpId::random()
+    }
+
     fn backend() -> (tempfile::TempDir, SledBackend) {
         let dir = tempfile::tempdir().unwrap();
         let b =
@@ -438,53 +461,66 @@ mod tests {
         (dir, b)
     }
 
-    #[test]
-    fn add_is_bounded_and_changes_nothing_when_out_of_range() {
+    #[tokio::test]
+    async fn add_is_bounded_and_changes_nothing_when_out_of_range() {
         let (_dir, b) = backend();
         let s = b.open("inventory").unwrap();
-        s.set(b"sku", b"3").unwrap();
-        assert_eq!(s.add(b"sku", -2, 0, i64::MAX), Ok(1));
-        assert_eq!(s.add(b"sku", -2, 0, i64::MAX), Err(KvError::OutOfRange(1)));
-        assert_eq!(s.get(b"sku").unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(s.add(b"new", 5, 0, 10), Ok(5), "absent counts as zero");
+        s.set(op(), b"sku", b"3").await.unwrap();
+        assert_eq!(s.add(op(), b"sku", -2, 0, i64::MAX).await, Ok(1));
         assert_eq!(
-            s.add(b"new", i64::MAX, i64::MIN, i64::MAX),
+            s.add(op(), b"sku", -2, 0, i64::MAX).await,
+            Err(KvError::OutOfRange(1))
+        );
+        assert_eq!(s.get(b"sku").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            s.add(op(), b"new", 5, 0, 10).await,
+            Ok(5),
+            "absent counts as zero"
+        );
+        assert_eq!(
+            s.add(op(), b"new", i64::MAX, i64::MIN, i64::MAX).await,
             Err(KvError::OutOfRange(5))
         );
-        s.set(b"text", b"hello").unwrap();
-        assert!(matches!(s.add(b"text", 1, 0, 10), Err(KvError::Invalid(_))));
+        s.set(op(), b"text", b"hello").await.unwrap();
+        assert!(matches!(
+            s.add(op(), b"text", 1, 0, 10).await,
+            Err(KvError::Invalid(_))
+        ));
     }
 
-    #[test]
-    fn compare_and_swap_on_value_and_absence() {
+    #[tokio::test]
+    async fn compare_and_swap_on_value_and_absence() {
         let (_dir, b) = backend();
         let s = b.open("s").unwrap();
-        assert_eq!(s.compare_and_swap(b"k", None, b"1"), Ok(true));
-        assert_eq!(s.compare_and_swap(b"k", None, b"2"), Ok(false));
-        assert_eq!(s.compare_and_swap(b"k", Some(b"1"), b"2"), Ok(true));
-        assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(s.compare_and_swap(op(), b"k", None, b"1").await, Ok(true));
+        assert_eq!(s.compare_and_swap(op(), b"k", None, b"2").await, Ok(false));
+        assert_eq!(
+            s.compare_and_swap(op(), b"k", Some(b"1"), b"2").await,
+            Ok(true)
+        );
+        assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"2"[..]));
     }
 
-    #[test]
-    fn list_pages_by_prefix() {
+    #[tokio::test]
+    async fn list_pages_by_prefix() {
         let (_dir, b) = backend();
         let s = b.open("s").unwrap();
         for k in ["a1", "a2", "a3", "b1"] {
-            s.set(k.as_bytes(), b"x").unwrap();
+            s.set(op(), k.as_bytes(), b"x").await.unwrap();
         }
-        let first = s.list(b"a", None, 2).unwrap();
+        let first = s.list(b"a", None, 2).await.unwrap();
         assert_eq!(first.keys, [b"a1".to_vec(), b"a2".to_vec()]);
         assert!(first.more);
-        let second = s.list(b"a", Some(b"a2"), 2).unwrap();
+        let second = s.list(b"a", Some(b"a2"), 2).await.unwrap();
         assert_eq!(second.keys, [b"a3".to_vec()]);
         assert!(!second.more);
     }
 
-    #[test]
-    fn stores_are_separate_and_names_checked() {
+    #[tokio::test]
+    async fn stores_are_separate_and_names_checked() {
         let (_dir, b) = backend();
-        b.open("one").unwrap().set(b"k", b"1").unwrap();
-        assert_eq!(b.open("two").unwrap().get(b"k"), Ok(None));
+        b.open("one").unwrap().set(op(), b"k", b"1").await.unwrap();
+        assert_eq!(b.open("two").unwrap().get(b"k").await, Ok(None));
         assert!(b.open("../etc").is_err());
     }
 
@@ -495,13 +531,13 @@ mod tests {
             let b = SledBackend::open(dir.path(), Durability::Sync, Duration::from_millis(100))
                 .unwrap();
             let s = b.open("s").unwrap();
-            s.set(b"k", b"v").unwrap();
+            s.set(op(), b"k", b"v").await.unwrap();
             s.durable().await.unwrap();
         }
         let b =
             SledBackend::open(dir.path(), Durability::Sync, Duration::from_millis(100)).unwrap();
         assert_eq!(
-            b.open("s").unwrap().get(b"k").unwrap().as_deref(),
+            b.open("s").unwrap().get(b"k").await.unwrap().as_deref(),
             Some(&b"v"[..])
         );
     }

@@ -1,6 +1,6 @@
 //! The storage traits behind the `wedge` host module. The embedded sled backend
-//! is one implementation; another (Redis, say) plugs in without touching the
-//! host module or the guests.
+//! is one implementation and etcd another; neither the host module nor the
+//! guests know which one serves them.
 
 use std::sync::Arc;
 
@@ -45,28 +45,76 @@ pub struct Page {
     pub more: bool,
 }
 
-/// A named key-value store. Calls apply the change in memory and return at once;
-/// the caller then waits on [`Store::durable`] before telling the guest.
+/// Names one write call, so that sending it again (after a reply was lost, or
+/// in a retried request with the same `Idempotency-Key`) never applies it twice.
+/// A backend that can be retried across a network records it with the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpId(pub [u8; 16]);
+
+impl OpId {
+    /// A fresh id for a call no one will send again under the same name.
+    pub fn random() -> Self {
+        Self(fastrand::u128(..).to_le_bytes())
+    }
+
+    /// The id of the `ordinal`th write a request of `function` makes, when the
+    /// client named the request with an idempotency key: the same request sent
+    /// again makes the same calls under the same ids.
+    pub fn derived(function: &str, key: &[u8], ordinal: u32) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [function.as_bytes(), key] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(ordinal.to_le_bytes());
+        let digest = h.finalize();
+        let mut id = [0; 16];
+        id.copy_from_slice(&digest[..16]);
+        Self(id)
+    }
+
+    /// The id as 32 hex digits, for keys and logs.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A named key-value store. Writes return once applied; the caller then waits
+/// on [`Store::durable`] before telling the guest.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// The value of `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Sets `key` to `value`.
-    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), KvError>;
+    async fn set(&self, op: OpId, key: &[u8], value: &[u8]) -> Result<(), KvError>;
     /// Removes `key`; whether it existed.
-    fn delete(&self, key: &[u8]) -> Result<bool, KvError>;
+    async fn delete(&self, op: OpId, key: &[u8]) -> Result<bool, KvError>;
     /// Whether `key` exists.
-    fn exists(&self, key: &[u8]) -> Result<bool, KvError>;
+    async fn exists(&self, key: &[u8]) -> Result<bool, KvError>;
     /// Up to `limit` keys starting with `prefix`, after `after` when given.
-    fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Page, KvError>;
+    async fn list(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, KvError>;
     /// Atomically adds `delta` to the counter at `key` (absent counts as 0) and
     /// returns the new value; fails with [`KvError::OutOfRange`], changing
     /// nothing, if the result would leave `[min, max]`. Counters are ASCII decimal.
-    fn add(&self, key: &[u8], delta: i64, min: i64, max: i64) -> Result<i64, KvError>;
+    async fn add(
+        &self,
+        op: OpId,
+        key: &[u8],
+        delta: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, KvError>;
     /// Sets `key` to `new` if its value is `expected` (`None`: if it is absent);
     /// whether it did.
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
+        op: OpId,
         key: &[u8],
         expected: Option<&[u8]>,
         new: &[u8],
@@ -78,12 +126,14 @@ pub trait Store: Send + Sync {
 }
 
 /// Where stores live.
+#[async_trait::async_trait]
 pub trait Backend: Send + Sync {
     /// Opens (creating if needed) the store called `name`.
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError>;
-    /// Writes everything to disk now; used at shutdown.
-    fn flush(&self) -> Result<(), KvError>;
-    /// Whether writes can succeed now, and the storage errors seen.
+    /// Makes everything durable and hands back what this node holds for
+    /// others (escrowed units); used at shutdown.
+    async fn close(&self) -> Result<(), KvError>;
+    /// Whether calls can succeed now, and the storage errors seen.
     fn health(&self) -> &StoreHealth;
 }
 
@@ -130,6 +180,21 @@ mod tests {
         assert_eq!(parse_counter(b" 10\n"), Ok(10));
         assert!(parse_counter(b"ten").is_err());
         assert!(parse_counter(b"99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn derived_op_ids_name_one_call_of_one_request() {
+        let a = OpId::derived("shop", b"order-7", 0);
+        assert_eq!(a, OpId::derived("shop", b"order-7", 0));
+        assert_ne!(a, OpId::derived("shop", b"order-7", 1));
+        assert_ne!(a, OpId::derived("shop", b"order-8", 0));
+        assert_ne!(
+            a,
+            OpId::derived("shopo", b"rder-7", 0),
+            "parts are length-prefixed"
+        );
+        assert_ne!(OpId::random(), OpId::random());
+        assert_eq!(a.hex().len(), 32);
     }
 
     #[test]
