@@ -29,8 +29,8 @@
 //! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
 //!   exit), served from the request's buffers.
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
-//! - [`kv`]: the `wedge` host module: key-value stores on sled, group commit,
-//!   recovery from storage errors.
+//! - [`kv`]: the `wedge` host module: key-value stores on sled (group commit,
+//!   recovery from storage errors) or on etcd (transactions with op records).
 //! - [`error`]: statuses the host answers with itself.
 //! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations,
 //!   connections.
@@ -75,12 +75,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::conn::ConnSettings;
 use crate::control::Control;
 use crate::engine::WasmEngine;
 use crate::handler::{App, Limits};
 use crate::kv::Backend;
+use crate::kv::etcd::EtcdBackend;
 use crate::kv::sled::SledBackend;
 use crate::peers::Peers;
 use crate::registry::watcher::ReloadQueue;
@@ -152,16 +153,7 @@ pub async fn serve(
         load_ms = started.elapsed().as_millis() as u64,
         "functions loaded"
     );
-    let kv_dir = config.store.dir.join("kv");
-    let kv: Arc<dyn Backend> = {
-        let store = config.store.clone();
-        tokio::task::spawn_blocking(move || {
-            SledBackend::open(&kv_dir, store.durability, store.flush_interval.0)
-                .map(|b| Arc::new(b) as Arc<dyn Backend>)
-                .with_context(|| format!("cannot open the key-value store in {}", kv_dir.display()))
-        })
-        .await??
-    };
+    let kv = open_store(&config).await?;
     let app = Arc::new(App::new(
         engine,
         kv.clone(),
@@ -209,6 +201,35 @@ pub async fn serve(
         .context("cannot close the key-value store")?;
     tracing::info!(target: "wedge::kv", "key-value store closed");
     Ok(())
+}
+
+/// Opens the key-value backend `[store] backend` names.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
+    match config.store.backend {
+        StoreBackend::Sled => {
+            let store = config.store.clone();
+            let dir = store.dir.join("kv");
+            tokio::task::spawn_blocking(move || {
+                SledBackend::open(&dir, store.durability, store.flush_interval.0)
+                    .map(|b| Arc::new(b) as Arc<dyn Backend>)
+                    .with_context(|| {
+                        format!("cannot open the key-value store in {}", dir.display())
+                    })
+            })
+            .await?
+        }
+        StoreBackend::Etcd => {
+            let backend = EtcdBackend::connect(&config.cluster).await?;
+            tracing::info!(
+                target: "wedge::kv",
+                etcd = ?config.cluster.etcd,
+                prefix = %config.cluster.prefix,
+                node = %config.cluster.node,
+                "key-value stores in etcd"
+            );
+            Ok(Arc::new(backend))
+        }
+    }
 }
 
 /// Loads the functions directory, compiling what the cache lacks (several

@@ -6,6 +6,7 @@ mod compiles;
 mod connections;
 mod crash;
 mod disk;
+mod etcd;
 mod hostile;
 mod kv;
 mod limits;

@@ -49,8 +49,17 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// `cargo`, with `PROTOC` pointing at a vendored protoc unless the caller set
+/// one: the etcd client's build compiles etcd's protobuf definitions, and a
+/// fresh machine has no protoc.
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    if std::env::var_os("PROTOC").is_none()
+        && let Ok(protoc) = protoc_bin_vendored::protoc_bin_path()
+    {
+        cmd.env("PROTOC", protoc);
+    }
+    cmd
 }
 
 /// Installs the wasm32-wasip1 target through rustup when it is missing.
@@ -64,6 +73,36 @@ fn ensure_wasm_target() -> Result<(), String> {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]))
+}
+
+/// Installs etcd from Debian when it is missing: the tests of the etcd store
+/// start their own members.
+fn ensure_etcd() -> Result<(), String> {
+    let present = Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        return Err("the tests need etcd: install it (Debian: apt-get install etcd-server)".into());
+    }
+    eprintln!("xtask: installing etcd-server from Debian for the etcd store's tests");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "etcd-server",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// Builds `examples/` to wasm and returns each example's module.
@@ -140,6 +179,7 @@ fn serve(args: &[String]) -> Result<(), String> {
 /// line of totals across all of them.
 fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
+    ensure_etcd()?;
     let mut totals = Totals::default();
     let workspace = run_counted(
         cargo().args(["test", "--locked", "--workspace"]).args(args),

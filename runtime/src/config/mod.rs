@@ -3,21 +3,25 @@
 //! Every key has a default and unknown keys are refused with the key's name, so a
 //! typo never silently falls back to a default.
 
+mod cluster;
 mod function;
 mod server;
+mod store;
 mod units;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use cluster::ClusterConfig;
 pub use function::{
     AutoRollback, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig, MAX_MEMORY,
     RolloutConfig, validate_route,
 };
 pub use server::{MAX_WORKERS, PerIpConfig, ServerConfig, TlsConfig};
+pub use store::{Durability, StoreBackend, StoreConfig};
 pub use units::{ByteSize, HumanDuration};
 
 /// A configuration file that could not be used, with the file it came from.
@@ -68,6 +72,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Where handler modules are read from.
     pub functions: FunctionsConfig,
+    /// The fleet this node belongs to, if any.
+    pub cluster: ClusterConfig,
 }
 
 /// `[admin]`: the operator's API listener.
@@ -85,38 +91,6 @@ impl Default for AdminConfig {
         Self {
             listen: "127.0.0.1:9090".parse().expect("valid address"),
             token_file: PathBuf::new(),
-        }
-    }
-}
-
-/// How durable a key-value write is before the guest sees success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// On disk before the guest sees success.
-    Sync,
-    /// Flushed every `flush_interval`.
-    Periodic,
-}
-
-/// `[store]`: the sled database, the compiled-module cache and wedge's own state.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// Directory for all durable state; relative paths are relative to `wedge.toml`.
-    pub dir: PathBuf,
-    /// When a write counts as done.
-    pub durability: Durability,
-    /// Flush period for `durability = "periodic"`.
-    pub flush_interval: HumanDuration,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            dir: "data".into(),
-            durability: Durability::Sync,
-            flush_interval: HumanDuration(Duration::from_millis(100)),
         }
     }
 }
@@ -170,7 +144,12 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        if let Some(problem) = self.server.problem() {
+        let problem = self
+            .server
+            .problem()
+            .or_else(|| self.cluster.problem())
+            .or_else(|| self.store.problem(&self.cluster));
+        if let Some(problem) = problem {
             return Err(ConfigError::new(path, problem));
         }
         if self.functions.compile_timeout.0.is_zero() {
@@ -284,6 +263,30 @@ mod tests {
             ("[server.tls]\ncert = \"c.pem\"", "key"),
             ("[server.per_ip]\nrte = 5", "rte"),
             ("[functions]\ncompile_timeout = \"0s\"", "compile_timeout"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_etcd_store_needs_a_cluster() {
+        let parse = |text: &str| Config::parse(text, Path::new("w.toml"), Path::new("."));
+        let c = parse(
+            "[store]\nbackend = \"etcd\"\n[cluster]\nnode = \"edge-1\"\netcd = [\"http://10.0.0.5:2379\"]\ntimeout = \"500ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Etcd);
+        assert_eq!(c.cluster.prefix, "/wedge");
+        assert_eq!(c.cluster.timeout.0, Duration::from_millis(500));
+        assert_eq!(parse("").unwrap().store.backend, StoreBackend::Sled);
+        for (text, named) in [
+            ("[store]\nbackend = \"etcd\"", "[cluster] etcd"),
+            ("[store]\nbackend = \"redis\"", "`redis`"),
+            ("[cluster]\nnode = \"a/b\"", "cluster.node"),
+            ("[cluster]\netcd = [\"10.0.0.5:2379\"]", "http://"),
+            ("[cluster]\nprefix = \"wedge\"", "cluster.prefix"),
+            ("[cluster]\ntimeout = \"0s\"", "cluster.timeout"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(named), "{text}: {err}");

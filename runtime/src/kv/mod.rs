@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: the `Store`/`Backend` traits and limits every backend shares.
 //! - [`sled`]: the embedded backend.
+//! - [`etcd`]: the fleet's backend, in the cluster's etcd.
 //! - [`commit`]: group commit for `durability = "sync"`.
 //! - [`health`]: whether the store takes writes, for `/readyz` and metrics.
 //! - [`host`]: the guest-facing functions, added to the linker in one call.
@@ -10,6 +11,7 @@
 //! The guest ABI is documented in `docs/abi.md`.
 
 pub mod commit;
+pub mod etcd;
 pub mod health;
 pub mod host;
 pub mod memory;

@@ -170,3 +170,33 @@ pub async fn raw_call(addr: SocketAddr, method: &str, path: &str) -> (u16, Strin
 pub async fn get_status(addr: SocketAddr, path: &str) -> u16 {
     raw_call(addr, "GET", path).await.0
 }
+
+/// `method path` with `headers` and an empty body on a fresh connection, as
+/// a client that expects failures sends it: `None` when the connection is
+/// refused or reset, or no complete response came within `patience`.
+pub async fn try_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    patience: Duration,
+) -> Option<(u16, String)> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(req.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    let reply = tokio::time::timeout(patience, exchange).await.ok()??;
+    let status = reply.get(9..12)?.parse().ok()?;
+    let (_, body) = reply.split_once("\r\n\r\n")?;
+    Some((status, body.to_string()))
+}

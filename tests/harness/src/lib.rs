@@ -2,11 +2,13 @@
 //! functions directory in a temporary directory, starts the binary on
 //! `127.0.0.1:0`, captures its log, and talks real HTTP to it.
 
+pub mod etcd;
 mod http_client;
 pub mod modules;
 mod node;
 
-pub use http_client::{Reply, get_status, raw_call, raw_request};
+pub use etcd::EtcdCluster;
+pub use http_client::{Reply, get_status, raw_call, raw_request, try_call};
 pub use node::{Node, NodeBuilder};
 
 include!(concat!(env!("OUT_DIR"), "/wasm.rs"));
