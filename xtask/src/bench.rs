@@ -13,7 +13,7 @@
 //!
 //! Options: `--duration 10s`, `--connections 32`, `--threads 2`, `--rounds 3`,
 //! and `--baseline <wedge binary>`: a build of an earlier commit, measured on
-//! the hello scenario in the same rounds, to compare a change with what it
+//! the hello scenario (and on reservations with `sync`) in the same rounds, to compare a change with what it
 //! changes (`git worktree add ../base <commit>` and build it there).
 
 use std::net::TcpListener;
@@ -165,6 +165,17 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     seed_inventory(port)?;
                     targets.push(Target::new(
                         &format!("wedge reserve ({durability})"),
+                        format!("http://127.0.0.1:{port}"),
+                        Some(script.clone()),
+                    ));
+                }
+                if let Some(baseline) = &options.baseline {
+                    let (server, port) =
+                        start_binary(baseline, "inventory-baseline", "sync", |_| Ok(()))?;
+                    servers.push(server);
+                    seed_inventory(port)?;
+                    targets.push(Target::new(
+                        "baseline wedge, reserve (sync)",
                         format!("http://127.0.0.1:{port}"),
                         Some(script.clone()),
                     ));
