@@ -5,6 +5,9 @@
 //! - `inventory`: durable reservations, `POST /inventory/sku-N/reserve?qty=1`
 //!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
 //! - `fifty`: hello with 50 functions loaded, each on its own route.
+//! - `fleet`: reservations on one hot SKU, from one node on sled (`sync`)
+//!   and from three nodes sharing it through a three-member etcd, each node
+//!   loaded by its own wrk.
 //!
 //! Every target runs for the whole run; each round measures all of them in
 //! turn, hyper first. The machine's speed drifts between minutes (hyper alone
@@ -20,7 +23,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{cargo, lay_out_examples, root, run};
+use crate::{cargo, fleet, lay_out_examples, root, run};
 
 /// One wrk run's figures.
 struct Figures {
@@ -88,10 +91,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "hello" => &["hello"],
         "inventory" => &["inventory"],
         "fifty" => &["fifty"],
-        "all" => &["hello", "inventory", "fifty"],
+        "fleet" => &["fleet"],
+        "all" => &["hello", "inventory", "fifty", "fleet"],
         other => {
             return Err(format!(
-                "unknown scenario {other} (hello, inventory, fifty, all)"
+                "unknown scenario {other} (hello, inventory, fifty, fleet, all)"
             ));
         }
     };
@@ -155,6 +159,39 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 wait_ready(&url)?;
                 targets.push(Target::new("wedge hello, 50 functions", url, None));
             }
+            "fleet" => {
+                let script = fleet::hot_script()?;
+                let (server, port) = start_wedge("hot-sled", "sync")?;
+                servers.push(server);
+                fleet::seed_hot(port)?;
+                targets.push(Target::new(
+                    "1 node, sled sync, hot SKU",
+                    format!("http://127.0.0.1:{port}"),
+                    Some(script.clone()),
+                ));
+                let (members, endpoints) = fleet::start_etcd()?;
+                servers.extend(members);
+                let mut urls = Vec::new();
+                for name in ["n0", "n1", "n2"] {
+                    let (server, port) = fleet::start_node(name, &endpoints)?;
+                    servers.push(server);
+                    urls.push(format!("http://127.0.0.1:{port}"));
+                }
+                let first: u16 = urls[0]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                fleet::seed_hot(first)?;
+                for url in &urls {
+                    wait_ready(&format!("{url}{}", fleet::HOT_SKU))?;
+                }
+                targets.push(Target::fleet(
+                    "3 nodes on etcd, hot SKU",
+                    urls,
+                    Some(script.clone()),
+                ));
+            }
             _ => {
                 let script = root().join("target/bench/reserve.lua");
                 std::fs::write(&script, RESERVE_LUA).map_err(|e| e.to_string())?;
@@ -196,7 +233,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     for round in 1..=options.rounds {
         let mut line = format!("round {round}:");
         for target in &mut targets {
-            let figures = wrk(&options, &target.url, target.script.as_deref())?;
+            let figures = wrk_all(&options, &target.urls, target.script.as_deref())?;
             line.push_str(&format!(" {:.0}", figures.requests_per_sec));
             target.rounds.push(figures);
         }
@@ -244,19 +281,25 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// One thing wrk measures, and its figures from each round.
+/// One thing wrk measures, and its figures from each round. A target of
+/// several nodes is measured by one wrk per node at once, the connections
+/// split between them, and its figures added up.
 struct Target {
     name: String,
-    url: String,
+    urls: Vec<String>,
     script: Option<std::path::PathBuf>,
     rounds: Vec<Figures>,
 }
 
 impl Target {
     fn new(name: &str, url: String, script: Option<std::path::PathBuf>) -> Self {
+        Self::fleet(name, vec![url], script)
+    }
+
+    fn fleet(name: &str, urls: Vec<String>, script: Option<std::path::PathBuf>) -> Self {
         Self {
             name: name.into(),
-            url,
+            urls,
             script,
             rounds: Vec::new(),
         }
@@ -305,6 +348,24 @@ fn start_binary(
     durability: &str,
     extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
 ) -> Result<(Server, u16), String> {
+    start_configured(
+        binary,
+        name,
+        &format!("durability = \"{durability}\"\n"),
+        "",
+        extra,
+    )
+}
+
+/// Starts `binary` over the examples with `store` lines added to `[store]` and
+/// `tables` appended to `wedge.toml`.
+pub(crate) fn start_configured(
+    binary: &std::path::Path,
+    name: &str,
+    store: &str,
+    tables: &str,
+    extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(Server, u16), String> {
     let port = free_port()?;
     let dir = root().join("target/bench").join(name);
     let _ = std::fs::remove_dir_all(dir.join("data"));
@@ -312,12 +373,10 @@ fn start_binary(
     let admin = free_port()?;
     extra(&dir.join("functions"))?;
     let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-    text = text.replace(
-        "[store]\n",
-        &format!("[store]\ndurability = \"{durability}\"\n"),
-    );
+    text = text.replace("[store]\n", &format!("[store]\n{store}"));
     // Each wedge of the run has its own admin port.
     text.push_str(&format!("\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"));
+    text.push_str(tables);
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let server = Server(
         Command::new(binary)
@@ -349,7 +408,7 @@ fn seed_inventory(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-fn put(port: u16, path: &str, body: &str) -> Result<u16, String> {
+pub(crate) fn put(port: u16, path: &str, body: &str) -> Result<u16, String> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -370,7 +429,7 @@ fn put(port: u16, path: &str, body: &str) -> Result<u16, String> {
 }
 
 /// Kills the server when dropped.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -379,12 +438,12 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn wait_ready(url: &str) -> Result<(), String> {
+pub(crate) fn wait_ready(url: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let ok = Command::new("wrk")
@@ -403,10 +462,81 @@ fn wait_ready(url: &str) -> Result<(), String> {
     Err(format!("{url} did not answer 200 within 60s"))
 }
 
-fn wrk(options: &Options, url: &str, script: Option<&std::path::Path>) -> Result<Figures, String> {
+/// Runs wrk against every URL at once; for several, each gets one thread and
+/// its share of the connections, and the figures are their sum (req/s) and
+/// their worst (p50, p99).
+fn wrk_all(
+    options: &Options,
+    urls: &[String],
+    script: Option<&std::path::Path>,
+) -> Result<Figures, String> {
+    if let [url] = urls {
+        let (threads, connections) = (options.threads.clone(), options.connections.clone());
+        return wrk(options, &threads, &connections, url, script);
+    }
+    let total: usize = options
+        .connections
+        .parse()
+        .map_err(|_| "--connections needs a count")?;
+    let share = (total / urls.len()).max(1).to_string();
+    let runs: Vec<_> = urls
+        .iter()
+        .map(|url| {
+            let (share, url) = (share.clone(), url.clone());
+            let script = script.map(|s| s.to_path_buf());
+            let options = Options {
+                scenario: options.scenario.clone(),
+                duration: options.duration.clone(),
+                connections: share.clone(),
+                threads: "1".into(),
+                rounds: 1,
+                baseline: None,
+            };
+            std::thread::spawn(move || wrk(&options, "1", &share, &url, script.as_deref()))
+        })
+        .collect();
+    let mut sum = Figures {
+        requests_per_sec: 0.0,
+        p50: String::new(),
+        p99: String::new(),
+    };
+    for run in runs {
+        let f = run.join().map_err(|_| "a wrk thread panicked")??;
+        sum.requests_per_sec += f.requests_per_sec;
+        if latency_us(&f.p50) > latency_us(&sum.p50) {
+            sum.p50 = f.p50;
+        }
+        if latency_us(&f.p99) > latency_us(&sum.p99) {
+            sum.p99 = f.p99;
+        }
+    }
+    Ok(sum)
+}
+
+/// wrk's `812.00us`, `1.32ms`, `2.01s` in microseconds; 0 when unreadable.
+fn latency_us(text: &str) -> f64 {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        (text, 0.0)
+    };
+    number.parse::<f64>().map_or(0.0, |n| n * scale)
+}
+
+fn wrk(
+    options: &Options,
+    threads: &str,
+    connections: &str,
+    url: &str,
+    script: Option<&std::path::Path>,
+) -> Result<Figures, String> {
     let mut cmd = Command::new("wrk");
-    cmd.arg(format!("-t{}", options.threads))
-        .arg(format!("-c{}", options.connections))
+    cmd.arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
         .arg(format!("-d{}", options.duration))
         .arg("--latency");
     if let Some(script) = script {

@@ -4,8 +4,10 @@
 //! - `test`: run every test (unit, SDK, end-to-end).
 //! - `lint`: `cargo fmt --check` and `cargo clippy -D warnings` on every workspace.
 //! - `bench`: the wrk load benchmark, wedge against a raw hyper hello-world.
+//!   [`fleet`] holds the parts of its three-node scenario.
 
 mod bench;
+mod fleet;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -42,9 +42,31 @@ pub(crate) struct Shared {
     health: StoreHealth,
     /// Wakes the probe early when a call could not reach etcd.
     suspect: Notify,
+    /// Counter updates of one node take turns per key (by stripe), so the
+    /// compare-and-retry of `add` contends with other nodes only, not with
+    /// this node's own concurrent requests. Each stripe remembers the last
+    /// counter it wrote: its key, value and revision.
+    stripes: Box<[tokio::sync::Mutex<LastWrite>]>,
 }
 
+/// A stripe's last counter write: the key, and its value and revision.
+pub(crate) type LastWrite = Option<(Vec<u8>, store::Read)>;
+
+/// Lock stripes for counter updates; a fixed number, whatever keys guests use.
+const STRIPES: usize = 256;
+
 impl Shared {
+    /// The turn to update `key` on this node.
+    async fn turn(
+        &self,
+        key: &[u8],
+    ) -> tokio::sync::MutexGuard<'_, Option<(Vec<u8>, store::Read)>> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(key);
+        self.stripes[hash as usize % STRIPES].lock().await
+    }
+
     /// Fails at once while the probe finds etcd unreachable.
     fn ready(&self) -> Result<(), KvError> {
         match self.health.ready() {
@@ -104,6 +126,9 @@ impl EtcdBackend {
             timeout,
             health: StoreHealth::default(),
             suspect: Notify::new(),
+            stripes: (0..STRIPES)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
         });
         let probe = tokio::spawn(probe_forever(shared.clone()));
         Ok(Self { shared, probe })

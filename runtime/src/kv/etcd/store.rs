@@ -33,7 +33,7 @@ pub struct EtcdStore {
 
 /// A key and value read inside a transaction: the value, and the revision
 /// that last changed it (0: absent).
-type Read = (Option<Vec<u8>>, i64);
+pub(crate) type Read = (Option<Vec<u8>>, i64);
 
 impl EtcdStore {
     fn key(&self, key: &[u8]) -> Result<Vec<u8>, KvError> {
@@ -232,7 +232,13 @@ impl Store for EtcdStore {
         max: i64,
     ) -> Result<i64, KvError> {
         let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline()?);
-        let mut seen: Option<Read> = None;
+        let mut turn = tokio::time::timeout_at(deadline, self.shared.turn(&key))
+            .await
+            .map_err(|_| KvError::Io("the counter is too contended".into()))?;
+        // What this node last wrote to the counter saves the read when no
+        // other node wrote since; the transaction's compare finds out if one did.
+        let mut seen: Option<Read> = turn.take().filter(|(k, _)| *k == key).map(|(_, r)| r);
+        let mut cached = seen.is_some();
         loop {
             let (current, revision) = match seen.take() {
                 Some(read) => read,
@@ -259,10 +265,16 @@ impl Store for EtcdStore {
                 .map(parse_counter)
                 .transpose()?
                 .unwrap_or(0);
-            let next = value
-                .checked_add(delta)
-                .filter(|n| (min..=max).contains(n))
-                .ok_or(KvError::OutOfRange(value))?;
+            let next = match value.checked_add(delta).filter(|n| (min..=max).contains(n)) {
+                Some(next) => next,
+                // Refuse only on a value read from etcd, never on a remembered one.
+                None if cached => {
+                    cached = false;
+                    continue;
+                }
+                None => return Err(KvError::OutOfRange(value)),
+            };
+            cached = false;
             let response = self
                 .txn(deadline, |lease| {
                     Txn::new()
@@ -281,6 +293,10 @@ impl Store for EtcdStore {
                 })
                 .await?;
             if response.succeeded() {
+                if let Some(header) = response.header() {
+                    let written = (Some(next.to_string().into_bytes()), header.revision());
+                    *turn = Some((key, written));
+                }
                 return Ok(next);
             }
             let mut both = reads(&response).into_iter();
