@@ -347,3 +347,57 @@ pub async fn sigterm_flushes_the_store() {
         r#"{"sku":"kept","stock":41}"#
     );
 }
+
+/// A reservation retried with its `Idempotency-Key` is answered from the
+/// record of the first, even after a `kill -9` between the two sends.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn a_retried_reservation_is_not_taken_twice() {
+    let mut n = node()
+        .example("inventory")
+        .store("durability = \"sync\"")
+        .start();
+    assert_eq!(put(&n, "/inventory/sku", "5").await.status, 200);
+    let order = [("Idempotency-Key", "order-7f3a")];
+    let reserve = |n: &Node, headers: &[(&str, &str)]| {
+        let (addr, headers) = (
+            n.addr(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            wedge_test_harness::try_call(
+                addr,
+                "POST",
+                "/inventory/sku/reserve",
+                &headers,
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("a reply")
+        }
+    };
+    let first = reserve(&n, &order).await;
+    assert_eq!(first, (200, r#"{"sku":"sku","remaining":4}"#.into()));
+    assert_eq!(reserve(&n, &order).await, first);
+    n.kill();
+    n.restart();
+    assert_eq!(
+        reserve(&n, &order).await,
+        first,
+        "the record survives a crash"
+    );
+    assert_eq!(
+        reserve(&n, &[("Idempotency-Key", "order-8b21")]).await,
+        (200, r#"{"sku":"sku","remaining":3}"#.into())
+    );
+    assert_eq!(
+        n.get("/inventory/sku").await.text(),
+        r#"{"sku":"sku","stock":3}"#
+    );
+}

@@ -4,6 +4,7 @@
 //! - [`sled`]: the embedded backend.
 //! - [`etcd`]: the fleet's backend, in the cluster's etcd.
 //! - [`commit`]: group commit for `durability = "sync"`.
+//! - [`replay`]: named writes on sled, applied once.
 //! - [`health`]: whether the store takes writes, for `/readyz` and metrics.
 //! - [`host`]: the guest-facing functions, added to the linker in one call.
 //! - [`memory`]: bounds-checked access to guest memory.
@@ -15,6 +16,7 @@ pub mod etcd;
 pub mod health;
 pub mod host;
 pub mod memory;
+pub mod replay;
 pub mod sled;
 pub mod store;
 

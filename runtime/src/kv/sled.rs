@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::config::Durability;
 use crate::kv::commit::GroupCommit;
 use crate::kv::health::StoreHealth;
+use crate::kv::replay::{self, Replayed, refuse};
 use crate::kv::store::{
     Backend, KvError, MAX_PAGE, OpId, Page, Store, check_key, check_value, parse_counter,
     valid_store_name,
@@ -60,6 +61,8 @@ struct Open {
     /// Trees already opened, so a request's `open` is a map lookup.
     trees: RwLock<HashMap<String, sled::Tree>>,
     commit: GroupCommit,
+    /// Records of named writes ([`replay`]).
+    ops: sled::Tree,
     /// This opening saw a storage error and is out of service.
     failed: Arc<AtomicBool>,
 }
@@ -196,10 +199,14 @@ impl Open {
             })
         })
         .map_err(|e| KvError::Io(e.to_string()))?;
+        let ops = db
+            .open_tree(replay::TREE)
+            .map_err(|e| KvError::Io(e.to_string()))?;
         Ok(Arc::new(Self {
             db,
             trees: RwLock::default(),
             commit,
+            ops,
             failed,
         }))
     }
@@ -226,13 +233,37 @@ impl Shared {
     }
 }
 
-/// The recovery thread: waits for a failure, then replaces the database.
+/// How often old records of named writes are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+fn sweep_records(shared: &Shared) {
+    let open = shared
+        .current
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(open) = open.filter(|o| !o.failed.load(Ordering::Acquire))
+        && let Err(e) = replay::sweep(&open.ops)
+    {
+        shared.fail(&open.failed, &e);
+    }
+}
+
+/// The recovery thread: waits for a failure, then replaces the database; in
+/// between, drops old records of named writes.
 fn recover_forever(shared: &Arc<Shared>) {
     loop {
         {
             let mut broken = shared.broken.lock().unwrap_or_else(|p| p.into_inner());
             while !*broken && !shared.stop.load(Ordering::Acquire) {
-                broken = shared.wake.wait(broken).unwrap_or_else(|p| p.into_inner());
+                let (guard, waited) = shared
+                    .wake
+                    .wait_timeout(broken, SWEEP_EVERY)
+                    .unwrap_or_else(|p| p.into_inner());
+                broken = guard;
+                if waited.timed_out() {
+                    sweep_records(shared);
+                }
             }
             if shared.stop.load(Ordering::Acquire) {
                 return;
@@ -330,6 +361,32 @@ impl SledStore {
     fn io(&self, e: sled::Error) -> KvError {
         self.shared.fail(&self.open.failed, &e)
     }
+
+    /// Applies a named write once ([`replay::once`]).
+    fn once<T>(
+        &self,
+        op: OpId,
+        apply: impl Fn(
+            &sled::transaction::TransactionalTree,
+        )
+            -> sled::transaction::ConflictableTransactionResult<(T, String), KvError>,
+        parse: impl Fn(&str) -> Result<T, KvError>,
+    ) -> Result<T, KvError> {
+        replay::once(&self.tree, &self.open.ops, op, apply, parse).map_err(|e| match e {
+            Replayed::Refused(e) => e,
+            Replayed::Storage(e) => self.io(e),
+        })
+    }
+}
+
+/// A record's result, if it was written by `call`.
+fn recorded<'a>(record: &'a str, call: &str) -> Result<&'a str, KvError> {
+    record
+        .strip_prefix(call)
+        .and_then(|r| r.strip_prefix(':'))
+        .ok_or(KvError::Invalid(
+            "this Idempotency-Key already named a different call",
+        ))
 }
 
 #[async_trait::async_trait]
@@ -344,17 +401,37 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
-    async fn set(&self, _op: OpId, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+    async fn set(&self, op: OpId, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         check_key(key)?;
         check_value(value)?;
         self.in_service()?;
+        if op.named() {
+            return self.once(
+                op,
+                |t| {
+                    t.insert(key, value)?;
+                    Ok(((), "set:".into()))
+                },
+                |r| recorded(r, "set").map(|_| ()),
+            );
+        }
         self.tree.insert(key, value).map_err(|e| self.io(e))?;
         Ok(())
     }
 
-    async fn delete(&self, _op: OpId, key: &[u8]) -> Result<bool, KvError> {
+    async fn delete(&self, op: OpId, key: &[u8]) -> Result<bool, KvError> {
         check_key(key)?;
         self.in_service()?;
+        if op.named() {
+            return self.once(
+                op,
+                |t| {
+                    let existed = t.remove(key)?.is_some();
+                    Ok((existed, format!("delete:{}", u8::from(existed))))
+                },
+                |r| recorded(r, "delete").map(|r| r == "1"),
+            );
+        }
         Ok(self.tree.remove(key).map_err(|e| self.io(e))?.is_some())
     }
 
@@ -393,7 +470,7 @@ impl Store for SledStore {
 
     async fn add(
         &self,
-        _op: OpId,
+        op: OpId,
         key: &[u8],
         delta: i64,
         min: i64,
@@ -401,6 +478,26 @@ impl Store for SledStore {
     ) -> Result<i64, KvError> {
         check_key(key)?;
         self.in_service()?;
+        if op.named() {
+            return self.once(
+                op,
+                |t| {
+                    let current = t.get(key)?;
+                    let value = match current.as_deref().map(parse_counter).transpose() {
+                        Ok(value) => value.unwrap_or(0),
+                        Err(e) => return refuse(e),
+                    };
+                    match value.checked_add(delta).filter(|n| (min..=max).contains(n)) {
+                        Some(next) => {
+                            t.insert(key, next.to_string().as_bytes())?;
+                            Ok((next, format!("add:{next}")))
+                        }
+                        None => refuse(KvError::OutOfRange(value)),
+                    }
+                },
+                |r| parse_counter(recorded(r, "add")?.as_bytes()),
+            );
+        }
         loop {
             let current = self.tree.get(key).map_err(|e| self.io(e))?;
             let value = current
@@ -425,7 +522,7 @@ impl Store for SledStore {
 
     async fn compare_and_swap(
         &self,
-        _op: OpId,
+        op: OpId,
         key: &[u8],
         expected: Option<&[u8]>,
         new: &[u8],
@@ -433,6 +530,25 @@ impl Store for SledStore {
         check_key(key)?;
         check_value(new)?;
         self.in_service()?;
+        if op.named() {
+            return self
+                .once(
+                    op,
+                    |t| {
+                        if t.get(key)?.as_deref() != expected {
+                            // Nothing changed: nothing to record either.
+                            return refuse(KvError::NotFound);
+                        }
+                        t.insert(key, new)?;
+                        Ok((true, "cas:1".into()))
+                    },
+                    |r| recorded(r, "cas").map(|r| r == "1"),
+                )
+                .or_else(|e| match e {
+                    KvError::NotFound => Ok(false),
+                    e => Err(e),
+                });
+        }
         let swapped = self
             .tree
             .compare_and_swap(key, expected, Some(new))
@@ -486,6 +602,39 @@ mod tests {
             s.add(op(), b"text", 1, 0, 10).await,
             Err(KvError::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_named_write_applies_once() {
+        let (_dir, b) = backend();
+        let s = b.open("inventory").unwrap();
+        s.set(op(), b"sku", b"10").await.unwrap();
+        let order = OpId::derived("shop", b"order-1", 0);
+        assert_eq!(s.add(order, b"sku", -3, 0, i64::MAX).await, Ok(7));
+        assert_eq!(
+            s.add(order, b"sku", -3, 0, i64::MAX).await,
+            Ok(7),
+            "replayed"
+        );
+        assert_eq!(s.get(b"sku").await.unwrap().as_deref(), Some(&b"7"[..]));
+        let other = OpId::derived("shop", b"order-2", 0);
+        assert_eq!(
+            s.add(other, b"sku", -9, 0, i64::MAX).await,
+            Err(KvError::OutOfRange(7))
+        );
+        assert_eq!(
+            s.add(other, b"sku", -7, 0, i64::MAX).await,
+            Ok(0),
+            "a refusal is not recorded"
+        );
+        let swap = OpId::derived("shop", b"order-3", 0);
+        assert_eq!(s.compare_and_swap(swap, b"k", None, b"1").await, Ok(true));
+        assert_eq!(s.compare_and_swap(swap, b"k", None, b"1").await, Ok(true));
+        assert!(matches!(
+            s.set(swap, b"k", b"2").await,
+            Err(KvError::Invalid(_))
+        ));
+        assert_eq!(s.get(b"k").await.unwrap().as_deref(), Some(&b"1"[..]));
     }
 
     #[tokio::test]

@@ -47,14 +47,32 @@ pub struct Page {
 
 /// Names one write call, so that sending it again (after a reply was lost, or
 /// in a retried request with the same `Idempotency-Key`) never applies it twice.
-/// A backend that can be retried across a network records it with the write.
+/// A backend records the id with the write whenever the call may come again:
+/// etcd always (its replies can be lost), sled when the client named it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpId(pub [u8; 16]);
+pub struct OpId {
+    bytes: [u8; 16],
+    named: bool,
+}
 
 impl OpId {
     /// A fresh id for a call no one will send again under the same name.
     pub fn random() -> Self {
-        Self(fastrand::u128(..).to_le_bytes())
+        Self {
+            bytes: fastrand::u128(..).to_le_bytes(),
+            named: false,
+        }
+    }
+
+    /// Whether a client named the call (`Idempotency-Key`), so it may arrive
+    /// again in another request.
+    pub fn named(&self) -> bool {
+        self.named
+    }
+
+    /// The id's bytes.
+    pub fn bytes(&self) -> &[u8; 16] {
+        &self.bytes
     }
 
     /// The id of the `ordinal`th write a request of `function` makes, when the
@@ -69,14 +87,14 @@ impl OpId {
         }
         h.update(ordinal.to_le_bytes());
         let digest = h.finalize();
-        let mut id = [0; 16];
-        id.copy_from_slice(&digest[..16]);
-        Self(id)
+        let mut bytes = [0; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self { bytes, named: true }
     }
 
     /// The id as 32 hex digits, for keys and logs.
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        self.bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -194,6 +212,7 @@ mod tests {
             "parts are length-prefixed"
         );
         assert_ne!(OpId::random(), OpId::random());
+        assert!(a.named() && !OpId::random().named());
         assert_eq!(a.hex().len(), 32);
     }
 
