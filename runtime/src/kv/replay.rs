@@ -42,12 +42,11 @@ pub fn once<T>(
     ops: &sled::Tree,
     op: OpId,
     apply: impl Fn(&TransactionalTree) -> ConflictableTransactionResult<(T, String), KvError>,
-    parse: impl Fn(&str) -> Result<T, KvError>,
+    parse: impl Fn(&[u8]) -> Result<T, KvError>,
 ) -> Result<T, Replayed> {
     let outcome = (tree, ops).transaction(|(tree, ops)| {
         if let Some(record) = ops.get(id_key(op))? {
             let text = record.get(8..).unwrap_or_default();
-            let text = std::str::from_utf8(text).unwrap_or_default();
             return parse(text).map_err(ConflictableTransactionError::Abort);
         }
         let (result, text) = apply(tree)?;

@@ -21,8 +21,8 @@ use crate::kv::commit::GroupCommit;
 use crate::kv::health::StoreHealth;
 use crate::kv::replay::{self, Replayed, refuse};
 use crate::kv::store::{
-    Backend, KvError, MAX_PAGE, OpId, Page, Store, check_key, check_value, parse_counter,
-    valid_store_name,
+    Backend, KvError, MAX_PAGE, OpId, Page, Store, check_key, check_store_name, check_value,
+    parse_counter, recorded,
 };
 
 /// The first pause between two recovery attempts; it doubles up to [`MAX_RETRY`].
@@ -125,11 +125,7 @@ fn recovering() -> KvError {
 #[async_trait::async_trait]
 impl Backend for SledBackend {
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError> {
-        if !valid_store_name(name) {
-            return Err(KvError::Invalid(
-                "store names are 1-64 of A-Z a-z 0-9 - _ .",
-            ));
-        }
+        check_store_name(name)?;
         let open = self.current()?;
         let cached = open
             .trees
@@ -370,23 +366,13 @@ impl SledStore {
             &sled::transaction::TransactionalTree,
         )
             -> sled::transaction::ConflictableTransactionResult<(T, String), KvError>,
-        parse: impl Fn(&str) -> Result<T, KvError>,
+        parse: impl Fn(&[u8]) -> Result<T, KvError>,
     ) -> Result<T, KvError> {
         replay::once(&self.tree, &self.open.ops, op, apply, parse).map_err(|e| match e {
             Replayed::Refused(e) => e,
             Replayed::Storage(e) => self.io(e),
         })
     }
-}
-
-/// A record's result, if it was written by `call`.
-fn recorded<'a>(record: &'a str, call: &str) -> Result<&'a str, KvError> {
-    record
-        .strip_prefix(call)
-        .and_then(|r| r.strip_prefix(':'))
-        .ok_or(KvError::Invalid(
-            "this Idempotency-Key already named a different call",
-        ))
 }
 
 #[async_trait::async_trait]

@@ -161,6 +161,28 @@ pub fn valid_store_name(name: &str) -> bool {
     crate::registry::valid_name(name)
 }
 
+/// Checks a store name, as every backend's `open` does.
+pub fn check_store_name(name: &str) -> Result<(), KvError> {
+    match valid_store_name(name) {
+        true => Ok(()),
+        false => Err(KvError::Invalid(
+            "store names are 1-64 of A-Z a-z 0-9 - _ .",
+        )),
+    }
+}
+
+/// The result in an operation record `<call>:<result>`, if `call` wrote it. A
+/// record of another call means the client reused an `Idempotency-Key`.
+pub fn recorded<'a>(record: &'a [u8], call: &str) -> Result<&'a str, KvError> {
+    std::str::from_utf8(record)
+        .ok()
+        .and_then(|r| r.strip_prefix(call))
+        .and_then(|r| r.strip_prefix(':'))
+        .ok_or(KvError::Invalid(
+            "this Idempotency-Key already named a different call",
+        ))
+}
+
 /// Parses a counter: ASCII decimal, optionally signed, as operators would write it.
 pub fn parse_counter(bytes: &[u8]) -> Result<i64, KvError> {
     std::str::from_utf8(bytes)
@@ -214,6 +236,13 @@ mod tests {
         assert_ne!(OpId::random(), OpId::random());
         assert!(a.named() && !OpId::random().named());
         assert_eq!(a.hex().len(), 32);
+    }
+
+    #[test]
+    fn records_name_their_call() {
+        assert_eq!(recorded(b"add:41", "add"), Ok("41"));
+        assert!(recorded(b"set:", "add").is_err());
+        assert_eq!(recorded(b"set:", "set"), Ok(""));
     }
 
     #[test]

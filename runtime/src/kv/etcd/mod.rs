@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
 use crate::kv::health::StoreHealth;
-use crate::kv::store::{Backend, KvError, Store, valid_store_name};
+use crate::kv::store::{Backend, KvError, Store, check_store_name};
 use call::{Failure, classify};
 use lease::OpLease;
 use store::EtcdStore;
@@ -144,11 +144,7 @@ impl Drop for EtcdBackend {
 #[async_trait::async_trait]
 impl Backend for EtcdBackend {
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError> {
-        if !valid_store_name(name) {
-            return Err(KvError::Invalid(
-                "store names are 1-64 of A-Z a-z 0-9 - _ .",
-            ));
-        }
+        check_store_name(name)?;
         Ok(Arc::new(EtcdStore {
             shared: self.shared.clone(),
             base: format!("{}/kv/{name}/", self.shared.prefix).into_bytes(),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use crate::kv::store::{
-    KvError, MAX_PAGE, OpId, Page, Store, check_key, check_value, parse_counter,
+    KvError, MAX_PAGE, OpId, Page, Store, check_key, check_value, parse_counter, recorded,
 };
 
 /// A store of the etcd backend.
@@ -84,17 +84,6 @@ fn reads(response: &etcd_client::TxnResponse) -> Vec<Read> {
             _ => None,
         })
         .collect()
-}
-
-/// The result an earlier attempt recorded, as `<call>:<result>`.
-fn recorded<'a>(record: &'a [u8], call: &str) -> Result<&'a str, KvError> {
-    std::str::from_utf8(record)
-        .ok()
-        .and_then(|r| r.strip_prefix(call))
-        .and_then(|r| r.strip_prefix(':'))
-        .ok_or(KvError::Invalid(
-            "this Idempotency-Key already named a different call",
-        ))
 }
 
 /// The first key after every key starting with `prefix`, as etcd ranges want it.
@@ -361,12 +350,5 @@ mod tests {
         assert_eq!(prefix_end(b"/w/kv/s/a"), b"/w/kv/s/b");
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
-    }
-
-    #[test]
-    fn records_name_their_call() {
-        assert_eq!(recorded(b"add:41", "add"), Ok("41"));
-        assert!(recorded(b"set:", "add").is_err());
-        assert_eq!(recorded(b"set:", "set"), Ok(""));
     }
 }
