@@ -21,7 +21,7 @@ pub use function::{
     RolloutConfig, validate_route,
 };
 pub use server::{MAX_WORKERS, PerIpConfig, ServerConfig, TlsConfig};
-pub use store::{Durability, StoreBackend, StoreConfig};
+pub use store::{Durability, EscrowConfig, StoreBackend, StoreConfig};
 pub use units::{ByteSize, HumanDuration};
 
 /// A configuration file that could not be used, with the file it came from.

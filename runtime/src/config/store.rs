@@ -1,5 +1,6 @@
 //! `[store]`: where the key-value stores live and how durable their writes are.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +42,36 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Flush period for `durability = "periodic"`.
     pub flush_interval: HumanDuration,
+    /// `[store.escrow]`: stores whose counters each node sells from blocks it
+    /// holds (etcd only).
+    pub escrow: BTreeMap<String, EscrowConfig>,
+}
+
+/// One escrowed store: `"<store>" = { block = 50 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowConfig {
+    /// Units a node takes from etcd at a time, per counter.
+    pub block: u64,
+    /// A node takes its next block in the background once it holds fewer
+    /// units than this; default: half a block.
+    #[serde(default)]
+    pub refill_below: Option<u64>,
+    /// A node that sold nothing from a counter for this long gives its units
+    /// back to etcd; default 30s.
+    #[serde(default = "default_idle_return")]
+    pub idle_return: HumanDuration,
+}
+
+fn default_idle_return() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+impl EscrowConfig {
+    /// Below how many held units the next block is taken.
+    pub fn refill_at(&self) -> u64 {
+        self.refill_below.unwrap_or(self.block / 2)
+    }
 }
 
 impl Default for StoreConfig {
@@ -50,6 +81,7 @@ impl Default for StoreConfig {
             dir: "data".into(),
             durability: Durability::Sync,
             flush_interval: HumanDuration(Duration::from_millis(100)),
+            escrow: BTreeMap::new(),
         }
     }
 }
@@ -61,6 +93,24 @@ impl StoreConfig {
             return Some(
                 "store.backend = \"etcd\" needs the etcd endpoints in [cluster] etcd".into(),
             );
+        }
+        if !self.escrow.is_empty() && self.backend != StoreBackend::Etcd {
+            return Some("[store.escrow] needs store.backend = \"etcd\"".into());
+        }
+        for (name, escrow) in &self.escrow {
+            if !crate::registry::valid_name(name) {
+                return Some(format!(
+                    "store.escrow: {name:?} is not a store name (1-64 of A-Z a-z 0-9 - _ .)"
+                ));
+            }
+            if escrow.block == 0 || escrow.block > 1 << 40 {
+                return Some(format!("store.escrow.{name}.block must be 1 to 2^40"));
+            }
+            if escrow.refill_at() > escrow.block {
+                return Some(format!(
+                    "store.escrow.{name}.refill_below is at most the block"
+                ));
+            }
         }
         None
     }
