@@ -149,6 +149,18 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// Gives a dead node's escrowed units back (`wedge kv reclaim`).
+    pub async fn kv_reclaim(&self, node: &str) -> anyhow::Result<Value> {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let path = format!(
+            "/v1/kv-reclaim/{}",
+            utf8_percent_encode(node, NON_ALPHANUMERIC)
+        );
+        self.json(Method::POST, &path, Bytes::new()).await
+    }
+}
+
 fn kv_path(store: &str, key: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     format!(

@@ -219,7 +219,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
             .await?
         }
         StoreBackend::Etcd => {
-            let backend = EtcdBackend::connect(&config.cluster).await?;
+            let backend = EtcdBackend::connect(&config.cluster, &config.store).await?;
             tracing::info!(
                 target: "wedge::kv",
                 etcd = ?config.cluster.etcd,

@@ -102,6 +102,11 @@ enum KvOp {
     },
     /// Delete a key.
     Del { store: String, key: String },
+    /// Give the escrowed units a dead node holds back to the pools. Only for a
+    /// node that is gone for good: never one that is partitioned, paused or
+    /// restarting (it would sell them too), nor one whose data directory
+    /// survives (start it instead: it gives back exactly what it holds).
+    Reclaim { node: String },
 }
 
 /// Where the admin API is and how to authenticate.
@@ -274,6 +279,20 @@ async fn kv(client: &AdminClient, op: KvOp) -> anyhow::Result<()> {
             true => Ok(()),
             false => anyhow::bail!("no key `{key}` in store `{store}`"),
         },
+        KvOp::Reclaim { node } => {
+            let done = client.kv_reclaim(&node).await?;
+            let counters = done["reclaimed"].as_array().cloned().unwrap_or_default();
+            for c in &counters {
+                println!(
+                    "{}/{}: {} units back in the pool",
+                    c["store"].as_str().unwrap_or("?"),
+                    c["key"].as_str().unwrap_or("?"),
+                    c["units"]
+                );
+            }
+            println!("{node}: {} counters reclaimed", counters.len());
+            Ok(())
+        }
     }
 }
 

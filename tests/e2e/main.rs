@@ -6,6 +6,7 @@ mod compiles;
 mod connections;
 mod crash;
 mod disk;
+mod escrow;
 mod etcd;
 mod hostile;
 mod kv;

@@ -6,8 +6,8 @@
 //!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
 //! - `fifty`: hello with 50 functions loaded, each on its own route.
 //! - `fleet`: reservations on one hot SKU, from one node on sled (`sync`)
-//!   and from three nodes sharing it through a three-member etcd, each node
-//!   loaded by its own wrk.
+//!   and from three nodes sharing it through a three-member etcd, without
+//!   and with escrow (blocks of 1000), each node loaded by its own wrk.
 //!
 //! Every target runs for the whole run; each round measures all of them in
 //! turn, hyper first. The machine's speed drifts between minutes (hyper alone
@@ -171,26 +171,27 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 ));
                 let (members, endpoints) = fleet::start_etcd()?;
                 servers.extend(members);
-                let mut urls = Vec::new();
-                for name in ["n0", "n1", "n2"] {
-                    let (server, port) = fleet::start_node(name, &endpoints)?;
-                    servers.push(server);
-                    urls.push(format!("http://127.0.0.1:{port}"));
+                for (escrow, name) in [
+                    (false, "3 nodes on etcd, hot SKU"),
+                    (true, "3 nodes, etcd + escrow"),
+                ] {
+                    let mut urls = Vec::new();
+                    for node in ["n0", "n1", "n2"] {
+                        let (server, port) = fleet::start_node(node, &endpoints, escrow)?;
+                        servers.push(server);
+                        urls.push(format!("http://127.0.0.1:{port}"));
+                    }
+                    let first: u16 = urls[0]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0);
+                    fleet::seed_hot(first)?;
+                    for url in &urls {
+                        wait_ready(&format!("{url}{}", fleet::HOT_SKU))?;
+                    }
+                    targets.push(Target::fleet(name, urls, Some(script.clone())));
                 }
-                let first: u16 = urls[0]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0);
-                fleet::seed_hot(first)?;
-                for url in &urls {
-                    wait_ready(&format!("{url}{}", fleet::HOT_SKU))?;
-                }
-                targets.push(Target::fleet(
-                    "3 nodes on etcd, hot SKU",
-                    urls,
-                    Some(script.clone()),
-                ));
             }
             _ => {
                 let script = root().join("target/bench/reserve.lua");

@@ -60,16 +60,29 @@ pub fn start_etcd() -> Result<(Vec<Server>, Vec<String>), String> {
     Ok((members, endpoints))
 }
 
-/// Starts wedge node `name` of the fleet, its stores in etcd at `endpoints`.
-pub fn start_node(name: &str, endpoints: &[String]) -> Result<(Server, u16), String> {
+/// Units a node takes at a time in the escrowed fleet.
+pub const BLOCK: u32 = 1000;
+
+/// Starts wedge node `name` of the fleet, its stores in etcd at `endpoints`;
+/// with `escrow`, the inventory's counters in blocks of [`BLOCK`] (and under
+/// their own prefix).
+pub fn start_node(name: &str, endpoints: &[String], escrow: bool) -> Result<(Server, u16), String> {
     let list: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    let (prefix, tables) = match escrow {
+        true => (
+            "/wedge-bench-escrow",
+            format!("\n[store.escrow]\ninventory = {{ block = {BLOCK} }}\n"),
+        ),
+        false => ("/wedge-bench", String::new()),
+    };
     let cluster = format!(
-        "\n[cluster]\nnode = \"{name}\"\netcd = [{}]\nprefix = \"/wedge-bench\"\n",
+        "{tables}\n[cluster]\nnode = \"{name}\"\netcd = [{}]\nprefix = \"{prefix}\"\n",
         list.join(", ")
     );
+    let dir = format!("fleet-{}{name}", if escrow { "escrow-" } else { "" });
     start_configured(
         &root().join("target/release/wedge"),
-        &format!("fleet-{name}"),
+        &dir,
         "backend = \"etcd\"\n",
         &cluster,
         |_| Ok(()),

@@ -73,6 +73,28 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Res
         (&Method::POST, ["v1", "functions", name, "rollback"]) => {
             deployment_result(control.rollback(name).await)
         }
+        (&Method::POST, ["v1", "kv-reclaim", node]) => {
+            let node = percent_decode_str(node).decode_utf8_lossy().into_owned();
+            match control.app().kv().reclaim(&node).await {
+                Ok(done) => {
+                    let counters: Vec<_> = done
+                        .iter()
+                        .map(|r| {
+                            json!({
+                                "store": r.store,
+                                "key": String::from_utf8_lossy(&r.key),
+                                "units": r.units,
+                            })
+                        })
+                        .collect();
+                    json(
+                        StatusCode::OK,
+                        &json!({ "node": node, "reclaimed": counters }),
+                    )
+                }
+                Err(e) => kv_error(e),
+            }
+        }
         (_, ["v1", "kv", store, key @ ..]) if !key.is_empty() => {
             let key = percent_decode_str(&key.join("/")).collect::<Vec<u8>>();
             let store = percent_decode_str(store).decode_utf8_lossy().into_owned();

@@ -280,6 +280,28 @@ mod tests {
         assert_eq!(c.cluster.prefix, "/wedge");
         assert_eq!(c.cluster.timeout.0, Duration::from_millis(500));
         assert_eq!(parse("").unwrap().store.backend, StoreBackend::Sled);
+        let etcd = "[store]\nbackend = \"etcd\"\n[cluster]\netcd = [\"http://e:2379\"]\n";
+        let c = parse(&format!(
+            "{etcd}[store.escrow]\ninventory = {{ block = 40 }}\n"
+        ))
+        .unwrap();
+        let escrow = &c.store.escrow["inventory"];
+        assert_eq!((escrow.block, escrow.refill_at()), (40, 20));
+        assert_eq!(escrow.idle_return.0, Duration::from_secs(30));
+        for (text, named) in [
+            ("inventory = { block = 0 }", "block"),
+            (
+                "inventory = { block = 5, refill_below = 6 }",
+                "refill_below",
+            ),
+            ("inventory = { blok = 5 }", "blok"),
+            ("\"a/b\" = { block = 5 }", "not a store name"),
+        ] {
+            let err = parse(&format!("{etcd}[store.escrow]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
         for (text, named) in [
             ("[store]\nbackend = \"etcd\"", "[cluster] etcd"),
             ("[store]\nbackend = \"redis\"", "`redis`"),
@@ -287,6 +309,10 @@ mod tests {
             ("[cluster]\netcd = [\"10.0.0.5:2379\"]", "http://"),
             ("[cluster]\nprefix = \"wedge\"", "cluster.prefix"),
             ("[cluster]\ntimeout = \"0s\"", "cluster.timeout"),
+            (
+                "[store.escrow]\ninventory = { block = 10 }",
+                "needs store.backend",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(named), "{text}: {err}");

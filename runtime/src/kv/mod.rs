@@ -22,7 +22,7 @@ pub mod store;
 
 pub use health::StoreHealth;
 pub use host::{KvCtx, add_to_linker};
-pub use store::{Backend, KvError, OpId, Store};
+pub use store::{Backend, KvError, OpId, Reclaimed, Store};
 
 /// Version of the `wedge` module's ABI, returned by `wedge.abi_version`.
 pub const ABI_VERSION: i32 = 1;

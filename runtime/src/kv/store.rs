@@ -153,6 +153,25 @@ pub trait Backend: Send + Sync {
     async fn close(&self) -> Result<(), KvError>;
     /// Whether calls can succeed now, and the storage errors seen.
     fn health(&self) -> &StoreHealth;
+    /// Gives the escrowed units a dead node holds back to the pools
+    /// (`wedge kv reclaim`); what it gave, per counter.
+    async fn reclaim(&self, node: &str) -> Result<Vec<Reclaimed>, KvError> {
+        let _ = node;
+        Err(KvError::Invalid(
+            "reclaim is for escrowed counters, on store.backend = \"etcd\"",
+        ))
+    }
+}
+
+/// Units given back from a dead node's holding of one counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// The store.
+    pub store: String,
+    /// The counter's key.
+    pub key: Vec<u8>,
+    /// The units given back to the pool.
+    pub units: i64,
 }
 
 /// Store names follow the same rule as function names: they are directory-like

@@ -5,12 +5,14 @@
 //! - [`store`]: one named store; writes are transactions with an op record.
 //! - [`call`]: deadlines, retries and etcd's errors as statuses.
 //! - [`lease`]: the rotating lease op records live under.
+//! - [`escrow`]: blocks of hot counters sold locally (`[store.escrow]`).
 //!
 //! A probe reads from etcd every second (every 200 ms while it fails). While
 //! etcd cannot answer, calls fail at once with `io`, `/readyz` says why and
 //! `wedge_store_ready` is 0; when it answers again, calls resume by themselves.
 
 pub mod call;
+pub mod escrow;
 pub mod lease;
 pub mod store;
 
@@ -22,10 +24,12 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, StoreConfig};
 use crate::kv::health::StoreHealth;
-use crate::kv::store::{Backend, KvError, Store, check_store_name};
+use crate::kv::store::{Backend, KvError, Reclaimed, Store, check_store_name};
 use call::{Failure, classify};
+use escrow::ledger::Ledger;
+use escrow::{Escrow, EscrowStore};
 use lease::OpLease;
 use store::EtcdStore;
 
@@ -101,13 +105,15 @@ impl Shared {
 /// Stores in etcd.
 pub struct EtcdBackend {
     shared: Arc<Shared>,
-    probe: tokio::task::JoinHandle<()>,
+    node: String,
+    escrow: Option<Arc<Escrow>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl EtcdBackend {
     /// Connects to the cluster's etcd. etcd need not be up: calls fail with
     /// `io` until it is, and the node serves meanwhile.
-    pub async fn connect(cluster: &ClusterConfig) -> Result<Self, KvError> {
+    pub async fn connect(cluster: &ClusterConfig, store: &StoreConfig) -> Result<Self, KvError> {
         let timeout = cluster.timeout.0;
         let options = ConnectOptions::new()
             .with_connect_timeout(timeout.min(Duration::from_secs(1)))
@@ -130,14 +136,40 @@ impl EtcdBackend {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
         });
-        let probe = tokio::spawn(probe_forever(shared.clone()));
-        Ok(Self { shared, probe })
+        let mut tasks = vec![tokio::spawn(probe_forever(shared.clone()))];
+        let escrow = match store.escrow.is_empty() {
+            true => None,
+            false => {
+                let dir = store.dir.join("escrow");
+                let (durability, interval) = (store.durability, store.flush_interval.0);
+                let ledger =
+                    tokio::task::spawn_blocking(move || Ledger::open(&dir, durability, interval))
+                        .await
+                        .map_err(|e| KvError::Io(e.to_string()))??;
+                let escrow = Arc::new(Escrow::new(
+                    shared.clone(),
+                    ledger,
+                    cluster.node.clone(),
+                    store.escrow.clone(),
+                ));
+                tasks.push(tokio::spawn(escrow.clone().settle_forever()));
+                Some(escrow)
+            }
+        };
+        Ok(Self {
+            shared,
+            node: cluster.node.clone(),
+            escrow,
+            tasks,
+        })
     }
 }
 
 impl Drop for EtcdBackend {
     fn drop(&mut self) {
-        self.probe.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -145,19 +177,61 @@ impl Drop for EtcdBackend {
 impl Backend for EtcdBackend {
     fn open(&self, name: &str) -> Result<Arc<dyn Store>, KvError> {
         check_store_name(name)?;
-        Ok(Arc::new(EtcdStore {
+        let inner = EtcdStore {
             shared: self.shared.clone(),
             base: format!("{}/kv/{name}/", self.shared.prefix).into_bytes(),
-        }))
+        };
+        match self
+            .escrow
+            .as_ref()
+            .and_then(|e| Some((e, e.config(name)?)))
+        {
+            Some((escrow, config)) => Ok(Arc::new(EscrowStore {
+                inner,
+                escrow: escrow.clone(),
+                name: name.to_string(),
+                config: config.clone(),
+            })),
+            None => Ok(Arc::new(inner)),
+        }
     }
 
     async fn close(&self) -> Result<(), KvError> {
-        // Every acknowledged write is already committed in etcd.
+        // Every acknowledged write is already committed in etcd; escrowed
+        // units go back to the pools for the other nodes to sell.
+        if let Some(escrow) = &self.escrow {
+            let given = escrow.give_back_all().await?;
+            tracing::info!(target: "wedge::kv", units = given, "escrowed units given back");
+        }
         Ok(())
     }
 
     fn health(&self) -> &StoreHealth {
         &self.shared.health
+    }
+
+    async fn reclaim(&self, node: &str) -> Result<Vec<Reclaimed>, KvError> {
+        if node == self.node {
+            return Err(KvError::Invalid(
+                "a node cannot reclaim its own units; stop it, or reclaim it from another node",
+            ));
+        }
+        let deadline = Instant::now() + self.shared.timeout * 4;
+        let done = escrow::grants::reclaim(&self.shared, node, deadline).await?;
+        for (store, key, units) in &done {
+            tracing::warn!(
+                target: "wedge::kv",
+                node,
+                store,
+                key = %String::from_utf8_lossy(key),
+                units,
+                "reclaimed a dead node's escrowed units"
+            );
+        }
+        Ok(done
+            .into_iter()
+            .map(|(store, key, units)| Reclaimed { store, key, units })
+            .collect())
     }
 }
 
