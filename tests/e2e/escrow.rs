@@ -15,13 +15,18 @@ use wedge_test_harness::{EtcdCluster, Node, try_call};
 
 use crate::node;
 
-/// A node selling the inventory example's stock from blocks of `block`.
+/// A node selling the inventory example's stock from blocks of `block`,
+/// giving back what it holds after a second without a sale.
 fn escrow_node(etcd: &EtcdCluster, name: &str, block: u32) -> Node {
+    escrow_node_idle(etcd, name, block, "1s")
+}
+
+fn escrow_node_idle(etcd: &EtcdCluster, name: &str, block: u32, idle: &str) -> Node {
     node()
         .example("inventory")
         .store("backend = \"etcd\"")
         .table(&format!(
-            "[store.escrow]\ninventory = {{ block = {block}, idle_return = \"1s\" }}\n\n{}",
+            "[store.escrow]\ninventory = {{ block = {block}, idle_return = \"{idle}\" }}\n\n{}",
             etcd.cluster_table(name)
         ))
         .start()
@@ -166,7 +171,10 @@ async fn wait_for_stock_below(addr: SocketAddr, below: i64) {
 pub async fn an_escrowed_node_sells_its_block_through_an_etcd_outage() {
     const STOCK: u32 = 60;
     let mut etcd = EtcdCluster::start(1);
-    let nodes = [escrow_node(&etcd, "a", 10), escrow_node(&etcd, "b", 10)];
+    let nodes = [
+        escrow_node_idle(&etcd, "a", 10, "10m"),
+        escrow_node_idle(&etcd, "b", 10, "10m"),
+    ];
     seed(&nodes[0], "sku", STOCK).await;
     let mut sold = 0;
     let mut order = 0;
@@ -227,8 +235,8 @@ pub async fn an_escrowed_node_sells_its_block_through_an_etcd_outage() {
 #[tokio::test(flavor = "multi_thread")]
 pub async fn reclaim_gives_a_dead_nodes_block_back() {
     let etcd = EtcdCluster::start(1);
-    let mut a = escrow_node(&etcd, "a", 30);
-    let b = escrow_node(&etcd, "b", 30);
+    let mut a = escrow_node_idle(&etcd, "a", 30, "10m");
+    let b = escrow_node_idle(&etcd, "b", 30, "10m");
     seed(&a, "sku", 40).await;
     assert_eq!(reserve(a.addr(), "sku", "o-1").await, Some(200));
     // a holds 29 and has reported it; then it dies.

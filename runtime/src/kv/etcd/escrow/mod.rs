@@ -31,6 +31,10 @@ use crate::kv::store::{KvError, OpId, Page, Store, check_key, parse_counter};
 use grants::Keys;
 use ledger::{Ledger, ledger_key, now_ms, split_key};
 
+/// How many times one sale may find its node's block short and refill it
+/// before it answers out-of-range.
+const MAX_REFILLS: u32 = 4;
+
 /// How often the settler runs.
 const SETTLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -189,8 +193,10 @@ impl EscrowStore {
             escrow.shared.ready()?;
             grants::settle(&escrow.shared, &escrow.ledger, &lkey, &keys, deadline).await?;
         }
-        let mut refilled = false;
+        // Each try after the first follows a refill (or a wait for one).
+        let mut tries = 0;
         loop {
+            tries += 1;
             match escrow.ledger.sell(op, &lkey, units, floor) {
                 Ok(fleet) => {
                     escrow.ledger.durable().await?;
@@ -200,10 +206,14 @@ impl EscrowStore {
                     }
                     return Ok(fleet);
                 }
-                Err(KvError::OutOfRange(fleet)) if !refilled => {
-                    refilled = true;
+                Err(KvError::OutOfRange(fleet)) if tries <= MAX_REFILLS => {
                     let keys = escrow.keys(&self.name, key);
                     let _turn = escrow.shared.turn(&lkey).await;
+                    // Sales that ran short together take one block: whoever
+                    // had the turn before may have taken it already.
+                    if escrow.ledger.entry(&lkey)?.held.saturating_sub(units) >= floor {
+                        continue;
+                    }
                     let deadline = Instant::now() + escrow.shared.timeout;
                     let want = (self.config.block as i64).max(units.saturating_add(floor));
                     let took = match escrow.shared.ready() {
@@ -221,6 +231,7 @@ impl EscrowStore {
                         Err(e) => Err(e),
                     };
                     match took {
+                        Ok(0) => return Err(KvError::OutOfRange(fleet)),
                         Ok(_) => continue,
                         // etcd is away: sell what is held, and no more.
                         Err(KvError::Io(_)) => return Err(KvError::OutOfRange(fleet)),
