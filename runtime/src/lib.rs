@@ -30,7 +30,8 @@
 //!   exit), served from the request's buffers.
 //! - [`stdio`]: the guest's stdout buffer and stderr logger.
 //! - [`kv`]: the `wedge` host module: key-value stores on sled (group commit,
-//!   recovery from storage errors) or on etcd (transactions with op records).
+//!   recovery from storage errors) or on etcd (transactions with op records,
+//!   escrow blocks of hot counters sold from a local ledger).
 //! - [`error`]: statuses the host answers with itself.
 //! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations,
 //!   connections.
