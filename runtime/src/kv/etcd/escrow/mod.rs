@@ -199,7 +199,7 @@ impl EscrowStore {
             tries += 1;
             match escrow.ledger.sell(op, &lkey, units, floor) {
                 Ok(fleet) => {
-                    escrow.ledger.durable().await?;
+                    // The caller waits on `durable` before telling the guest.
                     let entry = escrow.ledger.entry(&lkey)?;
                     if entry.held < self.config.refill_at() as i64 {
                         escrow.low.notify_one();
