@@ -352,17 +352,19 @@ fn start_binary(
     start_configured(
         binary,
         name,
+        "",
         &format!("durability = \"{durability}\"\n"),
         "",
         extra,
     )
 }
 
-/// Starts `binary` over the examples with `store` lines added to `[store]` and
-/// `tables` appended to `wedge.toml`.
+/// Starts `binary` over the examples with `server` and `store` lines added to
+/// `[server]` and `[store]`, and `tables` appended to `wedge.toml`.
 pub(crate) fn start_configured(
     binary: &std::path::Path,
     name: &str,
+    server: &str,
     store: &str,
     tables: &str,
     extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
@@ -375,6 +377,7 @@ pub(crate) fn start_configured(
     extra(&dir.join("functions"))?;
     let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
     text = text.replace("[store]\n", &format!("[store]\n{store}"));
+    text = text.replace("[server]\n", &format!("[server]\n{server}"));
     // Each wedge of the run has its own admin port.
     text.push_str(&format!("\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"));
     text.push_str(tables);

@@ -80,9 +80,12 @@ pub fn start_node(name: &str, endpoints: &[String], escrow: bool) -> Result<(Ser
         list.join(", ")
     );
     let dir = format!("fleet-{}{name}", if escrow { "escrow-" } else { "" });
+    // Three nodes share the machine's cores: one serving thread each, as an
+    // operator would run several nodes on one small machine.
     start_configured(
         &root().join("target/release/wedge"),
         &dir,
+        "workers = 1\n",
         "backend = \"etcd\"\n",
         &cluster,
         |_| Ok(()),
