@@ -9,10 +9,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Method;
 use wedge_test_harness::{EtcdCluster, Node, try_call};
 
+use crate::etcd::seed;
 use crate::node;
 
 /// A node selling the inventory example's stock from blocks of `block`,
@@ -30,18 +29,6 @@ fn escrow_node_idle(etcd: &EtcdCluster, name: &str, block: u32, idle: &str) -> N
             etcd.cluster_table(name)
         ))
         .start()
-}
-
-async fn seed(n: &Node, sku: &str, stock: u32) {
-    let r = n
-        .send(
-            Method::PUT,
-            &format!("/inventory/{sku}"),
-            &[],
-            Bytes::from(stock.to_string()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// The stock as `addr` reads it (the fleet-wide figure), if it answers.

@@ -24,7 +24,8 @@ fn etcd_node(etcd: &EtcdCluster, name: &str) -> Node {
         .start()
 }
 
-async fn seed(n: &Node, sku: &str, stock: u32) {
+/// Seeds `sku` with `stock` units through the inventory example.
+pub async fn seed(n: &Node, sku: &str, stock: u32) {
     let r = n
         .send(
             Method::PUT,
