@@ -23,7 +23,8 @@ pub const TREE: &str = "wedge:ops";
 /// How long a record is kept: as long as the etcd store keeps its own (at least a minute).
 pub const KEEP: Duration = Duration::from_secs(120);
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -94,7 +94,7 @@ impl OpId {
 
     /// The id as 32 hex digits, for keys and logs.
     pub fn hex(&self) -> String {
-        self.bytes.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.bytes)
     }
 }
 
@@ -172,6 +172,11 @@ pub struct Reclaimed {
     pub key: Vec<u8>,
     /// The units given back to the pool.
     pub units: i64,
+}
+
+/// `bytes` as lowercase hex digits, as keys in etcd name binary keys and ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Store names follow the same rule as function names: they are directory-like

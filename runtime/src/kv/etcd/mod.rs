@@ -83,12 +83,14 @@ impl Shared {
         }
     }
 
-    /// One call, retried until `deadline`.
+    /// One call, retried until `deadline`; at once `io` while the probe
+    /// finds etcd unreachable.
     async fn call<T, F, Fut>(&self, deadline: Instant, attempt: F) -> Result<T, KvError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        self.ready()?;
         let result = call::retrying(deadline, attempt, || async {
             self.lease.forget();
             Ok(())

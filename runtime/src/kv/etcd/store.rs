@@ -45,9 +45,8 @@ impl EtcdStore {
         format!("{}/ops/{}", self.shared.prefix, op.hex()).into_bytes()
     }
 
-    fn deadline(&self) -> Result<Instant, KvError> {
-        self.shared.ready()?;
-        Ok(Instant::now() + self.shared.timeout)
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.shared.timeout
     }
 
     /// Runs the transaction `build` makes for the current op-record lease.
@@ -87,7 +86,7 @@ fn reads(response: &etcd_client::TxnResponse) -> Vec<Read> {
 }
 
 /// The first key after every key starting with `prefix`, as etcd ranges want it.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -102,7 +101,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let (key, deadline) = (self.key(key)?, self.deadline()?);
+        let (key, deadline) = (self.key(key)?, self.deadline());
         let response = self
             .shared
             .call(deadline, || {
@@ -116,7 +115,7 @@ impl Store for EtcdStore {
 
     async fn set(&self, op: OpId, key: &[u8], value: &[u8]) -> Result<(), KvError> {
         check_value(value)?;
-        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline()?);
+        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline());
         self.txn(deadline, |lease| {
             Txn::new()
                 .when([Compare::version(op_key.clone(), CompareOp::Equal, 0)])
@@ -130,7 +129,7 @@ impl Store for EtcdStore {
     }
 
     async fn delete(&self, op: OpId, key: &[u8]) -> Result<bool, KvError> {
-        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline()?);
+        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline());
         let response = self
             .txn(deadline, |lease| {
                 let existed = Txn::new()
@@ -160,7 +159,7 @@ impl Store for EtcdStore {
     }
 
     async fn exists(&self, key: &[u8]) -> Result<bool, KvError> {
-        let (key, deadline) = (self.key(key)?, self.deadline()?);
+        let (key, deadline) = (self.key(key)?, self.deadline());
         let response = self
             .shared
             .call(deadline, || {
@@ -178,7 +177,7 @@ impl Store for EtcdStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, KvError> {
-        let deadline = self.deadline()?;
+        let deadline = self.deadline();
         let limit = limit.clamp(1, MAX_PAGE);
         let full = [self.base.as_slice(), prefix].concat();
         let end = prefix_end(&full);
@@ -220,7 +219,7 @@ impl Store for EtcdStore {
         min: i64,
         max: i64,
     ) -> Result<i64, KvError> {
-        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline()?);
+        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline());
         let mut turn = tokio::time::timeout_at(deadline, self.shared.turn(&key))
             .await
             .map_err(|_| KvError::Io("the counter is too contended".into()))?;
@@ -310,7 +309,7 @@ impl Store for EtcdStore {
         new: &[u8],
     ) -> Result<bool, KvError> {
         check_value(new)?;
-        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline()?);
+        let (key, op_key, deadline) = (self.key(key)?, self.op_key(op), self.deadline());
         let response = self
             .txn(deadline, |lease| {
                 let holds = match expected {

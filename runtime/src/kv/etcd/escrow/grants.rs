@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use super::ledger::{Entry, Intent, Ledger};
 use crate::kv::etcd::Shared;
-use crate::kv::store::{KvError, parse_counter};
+use crate::kv::etcd::store::prefix_end;
+use crate::kv::store::{KvError, hex, parse_counter};
 
 /// A node's holding as etcd records it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,6 +72,13 @@ pub struct Snapshot {
     pub others: i64,
 }
 
+impl Snapshot {
+    /// The units this node does not hold: the pool's and the other nodes'.
+    pub fn rest(&self) -> i64 {
+        self.pool.saturating_add(self.others)
+    }
+}
+
 /// Where a counter's records live.
 pub struct Keys {
     pub pool: Vec<u8>,
@@ -80,22 +88,13 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &str, store: &str, key: &[u8], node: &str) -> Self {
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let holds = format!("{prefix}/holds/{store}/{hex}/").into_bytes();
+        let holds = format!("{prefix}/holds/{store}/{}/", hex(key)).into_bytes();
         Self {
             pool: [format!("{prefix}/kv/{store}/").as_bytes(), key].concat(),
             mine: [holds.as_slice(), node.as_bytes()].concat(),
             holds,
         }
     }
-}
-
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1; // prefixes here end in '/', never 0xff
-    }
-    end
 }
 
 /// Reads the pool and every holding of a counter at one revision.
@@ -214,7 +213,6 @@ pub(crate) async fn settle(
                 held: 0,
                 seq: snap.mine.seq,
                 intent: None,
-                reported: 0,
                 ..e
             })
         })?;
@@ -246,16 +244,39 @@ pub(crate) async fn settle(
             })
             .await?;
     }
-    let rest = snap.pool.saturating_add(snap.others);
-    let entry = ledger.update(lkey, |e| {
+    let rest = snap.rest();
+    let entry = ledger.update(lkey, |e| Ok(Entry { rest, ..e }))?;
+    ledger.durable().await?;
+    Ok((entry, snap))
+}
+
+/// Makes durable the intent `entry` holds, carries it out in etcd, and
+/// settles the ledger by the outcome; whether it went through.
+async fn carry_out(
+    shared: &Shared,
+    ledger: &Ledger,
+    lkey: &[u8],
+    keys: &Keys,
+    snap: &Snapshot,
+    entry: &Entry,
+    deadline: Instant,
+) -> Result<bool, KvError> {
+    ledger.durable().await?;
+    let applied = transfer(shared, keys, snap, entry, deadline).await?;
+    let into_pool = match (entry.intent, applied) {
+        (Some(Intent::Take(n)), true) => -n,
+        (Some(Intent::Give(n)), true) => n,
+        _ => 0,
+    };
+    let rest = snap.rest().saturating_add(into_pool);
+    ledger.update(lkey, |e| {
         Ok(Entry {
             rest,
-            reported: e.held,
-            ..e
+            ..e.settled(applied)
         })
     })?;
     ledger.durable().await?;
-    Ok((entry, snap))
+    Ok(applied)
 }
 
 /// Takes up to `want` units from the pool for this node; how many it took.
@@ -279,20 +300,7 @@ pub(crate) async fn take(
                 ..e
             })
         })?;
-        ledger.durable().await?;
-        let applied = transfer(shared, keys, &snap, &entry, deadline).await?;
-        let moved = if applied { n } else { 0 };
-        let rest = (snap.pool - moved).saturating_add(snap.others);
-        ledger.update(lkey, |e| {
-            let settled = e.settled(applied);
-            Ok(Entry {
-                rest,
-                reported: settled.held,
-                ..settled
-            })
-        })?;
-        ledger.durable().await?;
-        if applied {
+        if carry_out(shared, ledger, lkey, keys, &snap, &entry, deadline).await? {
             return Ok(n);
         }
         if Instant::now() >= deadline {
@@ -324,16 +332,7 @@ pub(crate) async fn give_back(
         let Some(Intent::Give(n)) = entry.intent else {
             unreachable!("just written")
         };
-        ledger.durable().await?;
-        let applied = transfer(shared, keys, &snap, &entry, deadline).await?;
-        ledger.update(lkey, |e| {
-            Ok(Entry {
-                reported: 0,
-                ..e.settled(applied)
-            })
-        })?;
-        ledger.durable().await?;
-        if applied {
+        if carry_out(shared, ledger, lkey, keys, &snap, &entry, deadline).await? {
             return Ok(n);
         }
         if Instant::now() >= deadline {

@@ -3,21 +3,22 @@
 //!
 //! One entry per counter, `<store>/<key>`: the units held, the sequence number
 //! of the last change etcd knows about (a block taken or given back), the
-//! change under way if any, and what the node last told etcd and learned from
-//! it. A change is written here as an intent before its etcd transaction and
+//! change under way if any, the rest of the fleet's units as last read, and
+//! when the last sale was. A change is written here as an intent before its etcd transaction and
 //! settled after it; a node that dies in between finds the intent on restart
 //! and asks etcd whether it went through (etcd's record of the node's holding
 //! carries the same sequence number). Units given back are taken off `held`
-//! with the intent, so they cannot be sold meanwhile.
+//! with the intent, so they cannot be sold meanwhile. What etcd last heard of
+//! `held` is etcd's to say: settling compares the two.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sled::transaction::TransactionalTree;
 
 use crate::config::Durability;
 use crate::kv::commit::GroupCommit;
-use crate::kv::replay::{self, Replayed, refuse};
+use crate::kv::replay::{self, Replayed, now_ms, refuse};
 use crate::kv::store::{KvError, OpId, parse_counter, recorded};
 
 /// A change of the units held that etcd must record too.
@@ -38,20 +39,10 @@ pub struct Entry {
     pub seq: u64,
     /// The change under way (to `seq + 1`).
     pub intent: Option<Intent>,
-    /// `held` as etcd last heard it.
-    pub reported: i64,
     /// The rest of the fleet's units (the pool and the other nodes'), as last read.
     pub rest: i64,
     /// When the last sale was, in milliseconds since the epoch.
     pub sold_ms: u64,
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 impl Entry {
@@ -62,8 +53,8 @@ impl Entry {
             Some(Intent::Give(n)) => format!("give:{n}"),
         };
         format!(
-            "{} {} {intent} {} {} {}",
-            self.held, self.seq, self.reported, self.rest, self.sold_ms
+            "{} {} {intent} {} {}",
+            self.held, self.seq, self.rest, self.sold_ms
         )
     }
 
@@ -71,7 +62,7 @@ impl Entry {
         let bad = || KvError::Io("a corrupt escrow ledger entry".into());
         let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
         let p: Vec<&str> = text.split(' ').collect();
-        let [held, seq, intent, reported, rest, sold_ms] = p.as_slice() else {
+        let [held, seq, intent, rest, sold_ms] = p.as_slice() else {
             return Err(bad());
         };
         let intent = match intent.split_once(':') {
@@ -84,7 +75,6 @@ impl Entry {
             held: held.parse().map_err(|_| bad())?,
             seq: seq.parse().map_err(|_| bad())?,
             intent,
-            reported: reported.parse().map_err(|_| bad())?,
             rest: rest.parse().map_err(|_| bad())?,
             sold_ms: sold_ms.parse().map_err(|_| bad())?,
         })
@@ -117,6 +107,15 @@ impl Entry {
                 _ => 0,
             })
     }
+}
+
+/// What a sale left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sale {
+    /// The counter's fleet-wide figure, as this node knows it.
+    pub fleet: i64,
+    /// Units this node holds afterwards; `None` when the sale was a replay.
+    pub held: Option<i64>,
 }
 
 /// The ledger database.
@@ -223,10 +222,10 @@ impl Ledger {
     }
 
     /// Sells `units` from the held units of `key` if at least `floor` stay
-    /// held; the fleet-wide figure afterwards. A named sale sent again returns
-    /// its first result. Refuses with `OutOfRange(fleet figure)`, changing
-    /// nothing. Made durable by [`Ledger::durable`].
-    pub fn sell(&self, op: OpId, key: &[u8], units: i64, floor: i64) -> Result<i64, KvError> {
+    /// held. A named sale sent again returns its first result. Refuses with
+    /// `OutOfRange(fleet figure)`, changing nothing. Made durable by
+    /// [`Ledger::durable`].
+    pub fn sell(&self, op: OpId, key: &[u8], units: i64, floor: i64) -> Result<Sale, KvError> {
         let sold = |entry: Entry| {
             let held = entry.held - units;
             if held < floor {
@@ -238,17 +237,22 @@ impl Ledger {
                 ..entry
             })
         };
+        let sale = |e: Entry| Sale {
+            fleet: e.fleet(),
+            held: Some(e.held),
+        };
         if !op.named() {
-            return self.update(key, sold).map(|e| e.fleet());
+            return self.update(key, sold).map(sale);
         }
         // A named sale and its record in one transaction.
         let apply = |t: &TransactionalTree| {
             let next = sold(read(t, key)?).or_else(refuse)?;
             t.insert(key, next.encode().as_bytes())?;
-            Ok((next.fleet(), format!("sell:{}", next.fleet())))
+            Ok((sale(next), format!("sell:{}", next.fleet())))
         };
         replay::once(&self.tree, &self.ops, op, apply, |r| {
-            parse_counter(recorded(r, "sell")?.as_bytes())
+            let fleet = parse_counter(recorded(r, "sell")?.as_bytes())?;
+            Ok(Sale { fleet, held: None })
         })
         .map_err(|e| match e {
             Replayed::Refused(e) => e,
@@ -287,7 +291,6 @@ mod tests {
             entry(40, 3, Some(Intent::Take(50))),
             Entry {
                 rest: 900,
-                reported: 12,
                 sold_ms: 17,
                 ..entry(7, 9, Some(Intent::Give(7)))
             },
@@ -318,14 +321,19 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(l.sell(OpId::random(), &k, 2, 0), Ok(101));
+        let sale = |fleet, held| Ok(Sale { fleet, held });
+        assert_eq!(l.sell(OpId::random(), &k, 2, 0), sale(101, Some(1)));
         assert_eq!(
             l.sell(OpId::random(), &k, 2, 0),
             Err(KvError::OutOfRange(101))
         );
         let named = OpId::derived("shop", b"o-1", 0);
-        assert_eq!(l.sell(named, &k, 1, 0), Ok(100));
-        assert_eq!(l.sell(named, &k, 1, 0), Ok(100), "replayed, not sold again");
+        assert_eq!(l.sell(named, &k, 1, 0), sale(100, Some(0)));
+        assert_eq!(
+            l.sell(named, &k, 1, 0),
+            sale(100, None),
+            "replayed, not sold again"
+        );
         l.durable().await.unwrap();
         assert_eq!(l.entry(&k).unwrap().held, 0);
     }

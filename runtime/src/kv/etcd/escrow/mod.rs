@@ -27,9 +27,10 @@ use tokio::time::Instant;
 use super::Shared;
 use super::store::EtcdStore;
 use crate::config::EscrowConfig;
+use crate::kv::replay::now_ms;
 use crate::kv::store::{KvError, OpId, Page, Store, check_key, parse_counter};
 use grants::Keys;
-use ledger::{Ledger, ledger_key, now_ms, split_key};
+use ledger::{Ledger, ledger_key, split_key};
 
 /// How many times one sale may find its node's block short and refill it
 /// before it answers out-of-range.
@@ -159,20 +160,12 @@ impl EscrowStore {
         let lkey = ledger_key(&self.name, key);
         let keys = self.escrow.keys(&self.name, key);
         let deadline = Instant::now() + self.escrow.shared.timeout;
-        let fresh = match self.escrow.shared.ready() {
-            Ok(()) => grants::snapshot(&self.escrow.shared, &keys, deadline).await,
-            Err(e) => Err(e),
-        };
+        let fresh = grants::snapshot(&self.escrow.shared, &keys, deadline).await;
         let entry = self.escrow.ledger.entry(&lkey)?;
         match fresh {
             Ok(snap) => {
                 let exists = snap.pool_rev != 0 || entry.seq > 0;
-                Ok((
-                    snap.pool
-                        .saturating_add(snap.others)
-                        .saturating_add(entry.held),
-                    exists,
-                ))
+                Ok((snap.rest().saturating_add(entry.held), exists))
             }
             Err(KvError::Io(_)) if entry.seq > 0 => Ok((entry.fleet(), true)),
             Err(e) => Err(e),
@@ -190,7 +183,6 @@ impl EscrowStore {
             let keys = escrow.keys(&self.name, key);
             let _turn = escrow.shared.turn(&lkey).await;
             let deadline = Instant::now() + escrow.shared.timeout;
-            escrow.shared.ready()?;
             grants::settle(&escrow.shared, &escrow.ledger, &lkey, &keys, deadline).await?;
         }
         // Each try after the first follows a refill (or a wait for one).
@@ -198,13 +190,15 @@ impl EscrowStore {
         loop {
             tries += 1;
             match escrow.ledger.sell(op, &lkey, units, floor) {
-                Ok(fleet) => {
-                    // The caller waits on `durable` before telling the guest.
-                    let entry = escrow.ledger.entry(&lkey)?;
-                    if entry.held < self.config.refill_at() as i64 {
+                // The caller waits on `durable` before telling the guest.
+                Ok(sale) => {
+                    if sale
+                        .held
+                        .is_some_and(|h| h < self.config.refill_at() as i64)
+                    {
                         escrow.low.notify_one();
                     }
-                    return Ok(fleet);
+                    return Ok(sale.fleet);
                 }
                 Err(KvError::OutOfRange(fleet)) if tries <= MAX_REFILLS => {
                     let keys = escrow.keys(&self.name, key);
@@ -216,20 +210,9 @@ impl EscrowStore {
                     }
                     let deadline = Instant::now() + escrow.shared.timeout;
                     let want = (self.config.block as i64).max(units.saturating_add(floor));
-                    let took = match escrow.shared.ready() {
-                        Ok(()) => {
-                            grants::take(
-                                &escrow.shared,
-                                &escrow.ledger,
-                                &lkey,
-                                &keys,
-                                want,
-                                deadline,
-                            )
-                            .await
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let took =
+                        grants::take(&escrow.shared, &escrow.ledger, &lkey, &keys, want, deadline)
+                            .await;
                     match took {
                         Ok(0) => return Err(KvError::OutOfRange(fleet)),
                         Ok(_) => continue,
@@ -258,7 +241,6 @@ impl Store for EscrowStore {
         let stock = parse_counter(value)?;
         let keys = self.escrow.keys(&self.name, key);
         let deadline = Instant::now() + self.escrow.shared.timeout;
-        self.escrow.shared.ready()?;
         let snap = grants::snapshot(&self.escrow.shared, &keys, deadline).await?;
         let own = self.escrow.ledger.entry(&ledger_key(&self.name, key))?.held;
         let pool = stock - snap.others.saturating_add(own);
