@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use wedge_test_harness::{EtcdCluster, Node, try_call};
 
-use crate::etcd::seed;
+use crate::etcd::{seed, stock, wait_for_stock_below};
 use crate::node;
 
 /// A node selling the inventory example's stock from blocks of `block`,
@@ -29,26 +29,6 @@ fn escrow_node_idle(etcd: &EtcdCluster, name: &str, block: u32, idle: &str) -> N
             etcd.cluster_table(name)
         ))
         .start()
-}
-
-/// The stock as `addr` reads it (the fleet-wide figure), if it answers.
-async fn stock(addr: SocketAddr, sku: &str) -> Option<i64> {
-    let (status, body) = try_call(
-        addr,
-        "GET",
-        &format!("/inventory/{sku}"),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await?;
-    if status != 200 {
-        return None;
-    }
-    body.split("\"stock\":")
-        .nth(1)?
-        .trim_end_matches('}')
-        .parse()
-        .ok()
 }
 
 async fn reserve(addr: SocketAddr, sku: &str, order: &str) -> Option<u16> {
@@ -118,10 +98,10 @@ pub async fn an_escrowed_fleet_never_oversells_across_a_leader_kill_and_a_node_k
         .collect();
 
     let watcher = nodes[1].addr();
-    wait_for_stock_below(watcher, STOCK as i64 - 100).await;
+    wait_for_stock_below(watcher, "flash", STOCK as i64 - 100).await;
     let leader = etcd.leader().expect("a leader");
     etcd.kill(leader);
-    wait_for_stock_below(watcher, STOCK as i64 - 250).await;
+    wait_for_stock_below(watcher, "flash", STOCK as i64 - 250).await;
     nodes[2].kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     nodes[2].restart();
@@ -137,17 +117,6 @@ pub async fn an_escrowed_fleet_never_oversells_across_a_leader_kill_and_a_node_k
     assert_eq!(orders.len(), STOCK as usize, "acknowledged orders");
     for n in &nodes {
         assert_eq!(stock(n.addr(), "flash").await, Some(0));
-    }
-}
-
-async fn wait_for_stock_below(addr: SocketAddr, below: i64) {
-    let start = Instant::now();
-    while stock(addr, "flash").await.is_none_or(|s| s >= below) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the sale stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -189,20 +189,11 @@ pub async fn a_fleet_never_oversells_across_a_leader_kill_and_a_node_kill() {
         .collect();
 
     // Let the sale get going, then kill etcd's leader.
-    let sold = |n: &Node| {
-        let n = n.addr();
-        async move {
-            let (_, body) = try_call(n, "GET", "/inventory/flash", &[], Duration::from_secs(10))
-                .await
-                .unwrap_or_default();
-            body
-        }
-    };
-    wait_until_stock_below(&sold, &nodes[1], STOCK - 100).await;
+    wait_for_stock_below(nodes[1].addr(), "flash", i64::from(STOCK) - 100).await;
     let leader = etcd.leader().expect("a leader");
     etcd.kill(leader);
     // Then kill a wedge node mid-run and start it again.
-    wait_until_stock_below(&sold, &nodes[1], STOCK - 250).await;
+    wait_for_stock_below(nodes[1].addr(), "flash", i64::from(STOCK) - 250).await;
     nodes[2].kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     nodes[2].restart();
@@ -242,24 +233,33 @@ pub async fn a_fleet_never_oversells_across_a_leader_kill_and_a_node_kill() {
     );
 }
 
-async fn wait_until_stock_below<F, Fut>(read: &F, n: &Node, below: u32)
-where
-    F: Fn(&Node) -> Fut,
-    Fut: std::future::Future<Output = String>,
-{
+/// The stock as `addr` reads it (the fleet-wide figure), if it answers.
+pub async fn stock(addr: SocketAddr, sku: &str) -> Option<i64> {
+    let (status, body) = try_call(
+        addr,
+        "GET",
+        &format!("/inventory/{sku}"),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await?;
+    if status != 200 {
+        return None;
+    }
+    body.split("\"stock\":")
+        .nth(1)?
+        .trim_end_matches('}')
+        .parse()
+        .ok()
+}
+
+/// Waits until `addr` reads the stock of `sku` below `below`.
+pub async fn wait_for_stock_below(addr: SocketAddr, sku: &str, below: i64) {
     let start = Instant::now();
-    loop {
-        let body = read(n).await;
-        let stock = body
-            .split("\"stock\":")
-            .nth(1)
-            .and_then(|s| s.trim_end_matches('}').parse::<u32>().ok());
-        if stock.is_some_and(|s| s < below) {
-            return;
-        }
+    while stock(addr, sku).await.is_none_or(|s| s >= below) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "the sale stalled: {body}"
+            "the sale stalled"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
