@@ -124,6 +124,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let hyper_url = format!("http://127.0.0.1:{hyper_port}/");
     wait_ready(&hyper_url)?;
     let mut targets = vec![Target::new("raw hyper hello", hyper_url, None)];
+    // Pairs of targets compared with each other as well as with hyper: each
+    // fleet against the single sled node.
+    let mut versus: Vec<(usize, usize)> = Vec::new();
 
     // Every server is started (and the inventory seeded) before the first
     // round, so the rounds only measure.
@@ -169,6 +172,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     format!("http://127.0.0.1:{port}"),
                     Some(script.clone()),
                 ));
+                let single = targets.len() - 1;
                 let (members, endpoints) = fleet::start_etcd()?;
                 servers.extend(members);
                 for (escrow, name) in [
@@ -190,6 +194,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     for url in &urls {
                         wait_ready(&format!("{url}{}", fleet::HOT_SKU))?;
                     }
+                    versus.push((targets.len(), single));
                     targets.push(Target::fleet(name, urls, Some(script.clone())));
                 }
             }
@@ -274,6 +279,25 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             ratios
                 .iter()
                 .map(|r| format!("{r:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    for (a, b) in versus {
+        let ratios: Vec<f64> = targets[a]
+            .rounds
+            .iter()
+            .zip(&targets[b].rounds)
+            .map(|(x, y)| x.requests_per_sec / y.requests_per_sec)
+            .collect();
+        println!(
+            "{} against {}: {:.2}x (median round; per round {})",
+            targets[a].name,
+            targets[b].name,
+            ratios[median_index(&ratios)],
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         );

@@ -188,70 +188,87 @@ async fn transfer(
     Ok(now.seq == entry.seq + 1 && !now.reclaimed)
 }
 
+/// A counter's ledger entry and the snapshot of etcd it was settled against.
+pub(crate) type Settled = (Entry, Snapshot);
+
 /// Brings the ledger entry in line with etcd: settles an intent left by a
-/// crash or a lost reply, obeys a reclaim, reports the units held and learns
-/// the rest of the fleet's. Returns the entry and the snapshot it came from.
+/// crash or a lost reply, obeys a reclaim and learns the rest of the fleet's
+/// units. Writes nothing to etcd, and leaves durability to the next sale or
+/// transfer: what it changes, etcd can tell again after a crash.
 pub(crate) async fn settle(
     shared: &Shared,
     ledger: &Ledger,
     lkey: &[u8],
     keys: &Keys,
     deadline: Instant,
-) -> Result<(Entry, Snapshot), KvError> {
+) -> Result<Settled, KvError> {
     let snap = snapshot(shared, keys, deadline).await?;
-    let mut entry = ledger.entry(lkey)?;
-    if snap.mine.reclaimed && snap.mine.seq > entry.seq {
-        if entry.held > 0 || entry.intent.is_some() {
-            tracing::error!(
-                target: "wedge::kv",
-                held = entry.held,
-                "an operator reclaimed this node's escrowed units: dropping them unsold"
-            );
-        }
-        entry = ledger.update(lkey, |e| {
-            Ok(Entry {
+    let reclaimed = |e: &Entry| snap.mine.reclaimed && snap.mine.seq > e.seq;
+    let before = ledger.entry(lkey)?;
+    if reclaimed(&before) && (before.held > 0 || before.intent.is_some()) {
+        tracing::error!(
+            target: "wedge::kv",
+            held = before.held,
+            "an operator reclaimed this node's escrowed units: dropping them unsold"
+        );
+    }
+    let rest = snap.rest();
+    let entry = ledger.update(lkey, |e| {
+        let e = match e.intent {
+            _ if reclaimed(&e) => Entry {
                 held: 0,
                 seq: snap.mine.seq,
                 intent: None,
                 ..e
-            })
-        })?;
-    } else if entry.intent.is_some() {
-        let applied = snap.mine.seq == entry.seq + 1;
-        entry = ledger.update(lkey, |e| Ok(e.settled(applied)))?;
-    }
-    if entry.intent.is_none()
-        && snap.mine.seq == entry.seq
-        && snap.mine.held != entry.held
-        && !snap.mine.reclaimed
-    {
-        let report = Holding {
-            held: entry.held,
-            seq: entry.seq,
-            reclaimed: false,
+            },
+            Some(_) => e.settled(snap.mine.seq == e.seq + 1),
+            None => e,
         };
-        shared
-            .call(deadline, || {
-                let mut kv = shared.client.kv_client();
-                let txn = Txn::new()
-                    .when([Compare::mod_revision(
-                        keys.mine.clone(),
-                        CompareOp::Equal,
-                        snap.mine_rev,
-                    )])
-                    .and_then([TxnOp::put(keys.mine.clone(), report.encode(), None)]);
-                async move { kv.txn(txn).await }
-            })
-            .await?;
-    }
-    let rest = snap.rest();
-    let entry = ledger.update(lkey, |e| Ok(Entry { rest, ..e }))?;
-    ledger.durable().await?;
+        Ok(Entry { rest, ..e })
+    })?;
     Ok((entry, snap))
 }
 
-/// Makes durable the intent `entry` holds, carries it out in etcd, and
-/// settles the ledger by the outcome; whether it went through.
+/// Tells etcd how many units this node holds, when its record differs.
+pub(crate) async fn report(
+    shared: &Shared,
+    keys: &Keys,
+    (entry, snap): &Settled,
+    deadline: Instant,
+) -> Result<(), KvError> {
+    if entry.intent.is_some()
+        || snap.mine.seq != entry.seq
+        || snap.mine.held == entry.held
+        || snap.mine.reclaimed
+    {
+        return Ok(());
+    }
+    let report = Holding {
+        held: entry.held,
+        seq: entry.seq,
+        reclaimed: false,
+    };
+    shared
+        .call(deadline, || {
+            let mut kv = shared.client.kv_client();
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    keys.mine.clone(),
+                    CompareOp::Equal,
+                    snap.mine_rev,
+                )])
+                .and_then([TxnOp::put(keys.mine.clone(), report.encode(), None)]);
+            async move { kv.txn(txn).await }
+        })
+        .await?;
+    Ok(())
+}
+
+/// Makes durable the intent `entry` holds, carries it out in etcd (which
+/// also records the units held, so no separate report is needed), and settles
+/// the ledger by the outcome; whether it went through. The settled entry
+/// becomes durable with the next sale: a crash before then leaves the intent,
+/// which etcd's sequence number resolves.
 async fn carry_out(
     shared: &Shared,
     ledger: &Ledger,
@@ -275,21 +292,26 @@ async fn carry_out(
             ..e.settled(applied)
         })
     })?;
-    ledger.durable().await?;
     Ok(applied)
 }
 
 /// Takes up to `want` units from the pool for this node; how many it took.
+/// `start`, when given, is a settlement just made, so the first try need not
+/// read etcd again.
 pub(crate) async fn take(
     shared: &Shared,
     ledger: &Ledger,
     lkey: &[u8],
     keys: &Keys,
     want: i64,
+    mut start: Option<Settled>,
     deadline: Instant,
 ) -> Result<i64, KvError> {
     loop {
-        let (_, snap) = settle(shared, ledger, lkey, keys, deadline).await?;
+        let (_, snap) = match start.take() {
+            Some(settled) => settled,
+            None => settle(shared, ledger, lkey, keys, deadline).await?,
+        };
         let n = want.min(snap.pool);
         if n <= 0 {
             return Ok(0);
@@ -310,15 +332,20 @@ pub(crate) async fn take(
 }
 
 /// Gives every unit this node holds of a counter back to the pool; how many.
+/// `start` as for [`take`].
 pub(crate) async fn give_back(
     shared: &Shared,
     ledger: &Ledger,
     lkey: &[u8],
     keys: &Keys,
+    mut start: Option<Settled>,
     deadline: Instant,
 ) -> Result<i64, KvError> {
     loop {
-        let (entry, snap) = settle(shared, ledger, lkey, keys, deadline).await?;
+        let (entry, snap) = match start.take() {
+            Some(settled) => settled,
+            None => settle(shared, ledger, lkey, keys, deadline).await?,
+        };
         if entry.held <= 0 {
             return Ok(0);
         }

@@ -30,7 +30,7 @@ use crate::config::EscrowConfig;
 use crate::kv::replay::now_ms;
 use crate::kv::store::{KvError, OpId, Page, Store, check_key, parse_counter};
 use grants::Keys;
-use ledger::{Ledger, ledger_key, split_key};
+use ledger::{Entry, Ledger, ledger_key, split_key};
 
 /// How many times one sale may find its node's block short and refill it
 /// before it answers out-of-range.
@@ -79,18 +79,26 @@ impl Escrow {
         Keys::new(&self.shared.prefix, store, key, &self.node)
     }
 
-    /// The settler: every second (or when a counter runs low), each counter
-    /// is settled, refilled or given back.
+    /// The settler: every second each counter is settled, reported, refilled
+    /// or given back; when a sale finds a counter low, that counter is
+    /// refilled at once.
     pub async fn settle_forever(self: Arc<Self>) {
         let mut rounds = 0u64;
+        let mut every = tokio::time::interval(SETTLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(SETTLE_EVERY) => {}
-                () = self.low.notified() => {}
-            }
-            match self.round().await {
-                Ok(()) => self.verified.store(true, Ordering::Release),
+            let full = tokio::select! {
+                _ = every.tick() => true,
+                () = self.low.notified() => false,
+            };
+            match self.round(full).await {
+                Ok(()) if full => self.verified.store(true, Ordering::Release),
+                Ok(()) => {}
                 Err(e) => tracing::debug!(target: "wedge::kv", "escrow round stopped early: {e}"),
+            }
+            if !full {
+                continue;
             }
             rounds += 1;
             if rounds.is_multiple_of(30)
@@ -101,8 +109,12 @@ impl Escrow {
         }
     }
 
-    /// One settler round over every counter this node has a ledger entry for.
-    async fn round(&self) -> Result<(), KvError> {
+    /// One settler round over the counters this node has a ledger entry for:
+    /// every one of them when `full`, else only those running low.
+    ///
+    /// A refill or a give-back records the units held in the same etcd
+    /// transaction, so only a counter left as it is gets a report of its own.
+    async fn round(&self, full: bool) -> Result<(), KvError> {
         self.shared.ready()?;
         for lkey in self.ledger.keys()? {
             let Some((store, key)) = split_key(&lkey) else {
@@ -111,18 +123,28 @@ impl Escrow {
             let Some(config) = self.stores.get(store) else {
                 continue;
             };
+            let low = |e: &Entry| e.held < config.refill_at() as i64;
+            if !full && !low(&self.ledger.entry(&lkey)?) {
+                continue;
+            }
             let keys = self.keys(store, key);
             let _turn = self.shared.turn(&lkey).await;
             let deadline = Instant::now() + self.shared.timeout;
-            let (entry, _) =
+            let settled =
                 grants::settle(&self.shared, &self.ledger, &lkey, &keys, deadline).await?;
+            let entry = settled.0;
             let idle =
                 now_ms().saturating_sub(entry.sold_ms) > config.idle_return.0.as_millis() as u64;
+            let (shared, ledger) = (&self.shared, &self.ledger);
             if idle && entry.held > 0 {
-                grants::give_back(&self.shared, &self.ledger, &lkey, &keys, deadline).await?;
-            } else if !idle && entry.held < config.refill_at() as i64 {
+                grants::give_back(shared, ledger, &lkey, &keys, Some(settled), deadline).await?;
+            } else if !idle && low(&entry) && settled.1.pool > 0 {
                 let want = config.block as i64;
-                grants::take(&self.shared, &self.ledger, &lkey, &keys, want, deadline).await?;
+                grants::take(shared, ledger, &lkey, &keys, want, Some(settled), deadline).await?;
+            } else if full || low(&entry) {
+                // A counter low with nothing left to take is selling out:
+                // the rest of the fleet hears of it at once.
+                grants::report(shared, &keys, &settled, deadline).await?;
             }
         }
         Ok(())
@@ -138,7 +160,8 @@ impl Escrow {
             let keys = self.keys(store, key);
             let _turn = self.shared.turn(&lkey).await;
             let deadline = Instant::now() + self.shared.timeout;
-            given += grants::give_back(&self.shared, &self.ledger, &lkey, &keys, deadline).await?;
+            given +=
+                grants::give_back(&self.shared, &self.ledger, &lkey, &keys, None, deadline).await?;
         }
         Ok(given)
     }
@@ -210,9 +233,16 @@ impl EscrowStore {
                     }
                     let deadline = Instant::now() + escrow.shared.timeout;
                     let want = (self.config.block as i64).max(units.saturating_add(floor));
-                    let took =
-                        grants::take(&escrow.shared, &escrow.ledger, &lkey, &keys, want, deadline)
-                            .await;
+                    let took = grants::take(
+                        &escrow.shared,
+                        &escrow.ledger,
+                        &lkey,
+                        &keys,
+                        want,
+                        None,
+                        deadline,
+                    )
+                    .await;
                     match took {
                         Ok(0) => return Err(KvError::OutOfRange(fleet)),
                         Ok(_) => continue,
