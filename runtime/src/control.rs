@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Deployment;
+use crate::config::valid_name;
 use crate::fsutil::write_atomically;
+use crate::function::{Function, Version};
 use crate::handler::App;
 use crate::metrics::CounterVec;
 use crate::registry::watcher::ReloadQueue;
-use crate::registry::{CompileJob, Function, Registry, Version, valid_name, write_deployment};
+use crate::registry::{CompileJob, Registry, write_deployment};
 
 /// How often canaries are checked for automatic rollback and promotion.
 const CANARY_CHECK: Duration = Duration::from_millis(200);

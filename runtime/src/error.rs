@@ -59,7 +59,7 @@ impl HostError {
             Self::BadBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Guest(RunError::Failed { kind, .. }) => match kind {
-                crate::instance::TrapKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                crate::telemetry::TrapKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Guest(RunError::Malformed(_) | RunError::TooLarge(_)) => StatusCode::BAD_GATEWAY,
@@ -80,7 +80,7 @@ impl HostError {
             Self::BadRequest(_) => "bad request",
             Self::RateLimited(_) => "too many requests, retry shortly",
             Self::Guest(RunError::Failed { kind, .. }) => match kind {
-                crate::instance::TrapKind::Timeout => "function timed out",
+                crate::telemetry::TrapKind::Timeout => "function timed out",
                 _ => "function failed",
             },
             Self::Guest(RunError::Malformed(_)) => "function sent a malformed response",

@@ -9,10 +9,11 @@ use wasmtime::{PoolConcurrencyLimitError, Store};
 use wasmtime_wasi::I32Exit;
 
 use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
+use crate::function::{Settings, Version};
 use crate::guest_io::{CStrings, GuestIo};
 use crate::kv::KvCtx;
-use crate::registry::{Settings, Version};
 use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
+use crate::telemetry::TrapKind;
 use crate::wagi::{self, GuestResponse, MalformedResponse};
 
 /// Everything the guest gets for one request.
@@ -29,34 +30,6 @@ pub struct Invocation {
     pub deadline: Instant,
     /// The key-value stores the function may open.
     pub kv: KvCtx,
-}
-
-/// How a guest failed, as the metrics count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrapKind {
-    /// A wasm trap: unreachable, out-of-bounds access, stack overflow...
-    Trap,
-    /// The request's time ran out.
-    Timeout,
-    /// The guest went over its memory cap.
-    Memory,
-    /// The guest exited non-zero without a response.
-    Exit,
-}
-
-impl TrapKind {
-    /// Every kind, in the order of their discriminants.
-    pub const ALL: [TrapKind; 4] = [Self::Trap, Self::Timeout, Self::Memory, Self::Exit];
-
-    /// The label used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Trap => "trap",
-            Self::Timeout => "timeout",
-            Self::Memory => "memory",
-            Self::Exit => "exit",
-        }
-    }
 }
 
 /// Why a run produced no response to send.

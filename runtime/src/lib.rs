@@ -17,6 +17,8 @@
 //! - [`handler`]: the request path: checks, routing, body, admission, guest run,
 //!   response, access log.
 //! - [`validate`]: what a request must be before any of it reaches a guest.
+//! - [`function`]: a function as it serves: route, limits, deployment and
+//!   compiled versions.
 //! - [`router`]: the immutable routing snapshot and prefix matching.
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
@@ -38,8 +40,14 @@
 //! - [`fsutil`]: crash-safe file writes.
 //! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
-//! Data flows one way: `server` → `conn` → `handler` → `router` (snapshot) →
-//! `instance` + `wagi` → response; `registry` is the only writer of the snapshot.
+//! Modules depend on each other one way, and `cargo xtask layout` fails CI on
+//! a cycle. At the bottom are `config`, `metrics` and `telemetry`. Above them
+//! sit `kv`, `guest_io`, `wagi` and `engine`, then `function`. `instance`,
+//! `router` and `rollout` read functions, and `registry` builds them into
+//! routing snapshots. `handler` serves a request from a snapshot and `control`
+//! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows
+//! `server` → `conn` → `handler` → `router` (snapshot) → `instance` + `wagi`
+//! → response, and `registry` is the only writer of the snapshot.
 
 pub mod admin;
 pub mod alloc;
@@ -50,6 +58,7 @@ pub mod control;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod function;
 pub mod guest_io;
 pub mod handler;
 pub mod instance;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::registry::{Function, Version};
+use crate::function::{Function, Version};
 
 /// The header that pins a request to a version of the deployment.
 pub const OVERRIDE_HEADER: &str = "x-wedge-version";

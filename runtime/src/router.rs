@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::registry::Function;
+use crate::function::Function;
 
 /// Every function that serves, ordered for matching. Never mutated: a change builds
 /// a new snapshot, and requests keep the one they started with.

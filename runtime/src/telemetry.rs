@@ -7,8 +7,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::instance::TrapKind;
 use crate::metrics::{CounterVec, Histogram};
+
+/// How a guest failed, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// A wasm trap: unreachable, out-of-bounds access, stack overflow...
+    Trap,
+    /// The request's time ran out.
+    Timeout,
+    /// The guest went over its memory cap.
+    Memory,
+    /// The guest exited non-zero without a response.
+    Exit,
+}
+
+impl TrapKind {
+    /// Every kind, in the order of their discriminants.
+    pub const ALL: [TrapKind; 4] = [Self::Trap, Self::Timeout, Self::Memory, Self::Exit];
+
+    /// The label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::Exit => "exit",
+        }
+    }
+}
 
 /// All the node's request telemetry.
 #[derive(Default)]

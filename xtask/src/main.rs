@@ -2,12 +2,16 @@
 //!
 //! - `serve`: build the examples and serve them on 127.0.0.1:8080.
 //! - `test`: run every test (unit, SDK, end-to-end).
-//! - `lint`: `cargo fmt --check` and `cargo clippy -D warnings` on every workspace.
+//! - `lint`: `cargo fmt --check` and `cargo clippy -D warnings` on every
+//!   workspace, and `layout`.
+//! - `layout`: the runtime's modules depend on each other without a cycle,
+//!   and `lib.rs`'s Layout section names each one ([`layout`]).
 //! - `bench`: the wrk load benchmark, wedge against a raw hyper hello-world.
 //!   [`fleet`] holds the parts of its three-node scenario.
 
 mod bench;
 mod fleet;
+mod layout;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,8 +25,9 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("layout") => layout::check(&root().join("runtime/src")),
         Some("bench") => bench::bench(&args[1..]),
-        _ => Err("usage: cargo xtask <serve|test|lint|bench> [args...]".to_string()),
+        _ => Err("usage: cargo xtask <serve|test|lint|layout|bench> [args...]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -243,6 +248,7 @@ fn run_counted(cmd: &mut Command, totals: &mut Totals) -> Result<(), String> {
 
 fn lint() -> Result<(), String> {
     ensure_wasm_target()?;
+    layout::check(&root().join("runtime/src"))?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",

@@ -11,8 +11,9 @@ use super::{error, json, text};
 use crate::config::Deployment;
 use crate::control::{Control, ControlError};
 use crate::error::Body;
+use crate::function::Function;
 use crate::kv::{KvError, OpId};
-use crate::registry::{Function, LoadFailure};
+use crate::registry::LoadFailure;
 
 /// Largest request body other than a module (deployments, key-value values).
 const MAX_BODY: usize = 2 << 20;

@@ -168,6 +168,17 @@ impl Config {
     }
 }
 
+/// Names of functions, versions and stores: usable as a directory name, in a
+/// URL and as a metric label.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ impl StoreConfig {
             return Some("[store.escrow] needs store.backend = \"etcd\"".into());
         }
         for (name, escrow) in &self.escrow {
-            if !crate::registry::valid_name(name) {
+            if !crate::config::valid_name(name) {
                 return Some(format!(
                     "store.escrow: {name:?} is not a store name (1-64 of A-Z a-z 0-9 - _ .)"
                 ));

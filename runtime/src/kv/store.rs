@@ -182,7 +182,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Store names follow the same rule as function names: they are directory-like
 /// labels usable in a metric.
 pub fn valid_store_name(name: &str) -> bool {
-    crate::registry::valid_name(name)
+    crate::config::valid_name(name)
 }
 
 /// Checks a store name, as every backend's `open` does.

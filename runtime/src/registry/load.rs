@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{CompileJob, LoadError, LoadFailure, LoadStats, Outcome, Registry};
+use crate::config::valid_name;
 use crate::config::{
     ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
+use crate::function::{Compiled, Function, Settings, Version};
+use crate::registry::loader;
 use crate::registry::natural::natural_cmp;
-use crate::registry::{Compiled, Function, Settings, Version, loader, valid_name};
 use crate::router::normalize_route;
 
 /// What became of one `<label>.wasm`.

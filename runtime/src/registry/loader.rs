@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmparser::{Parser, Payload, TypeRef};
-use wasmtime::{InstancePre, Module, ModuleExport};
+use wasmtime::Module;
 
-use crate::engine::{Host, WasmEngine};
+use crate::engine::WasmEngine;
+use crate::function::{Compiled, Import};
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
@@ -48,17 +49,6 @@ pub enum LoadError {
     /// The compiler could not run, or died.
     #[error("the compiler failed: {0}")]
     Compiler(String),
-}
-
-/// One import of a module, as `wedge check` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Import {
-    /// Import module (`wasi_snapshot_preview1`).
-    pub module: String,
-    /// Field name (`fd_write`).
-    pub name: String,
-    /// `func`, `memory`, `table`, `global` or `tag`.
-    pub kind: &'static str,
 }
 
 /// The sha256 of a module's bytes, in lower-case hex.
@@ -120,18 +110,6 @@ fn list_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
         }
     }
     Ok(imports)
-}
-
-/// A compiled module, linked against the host and ready to instantiate per request.
-pub struct Compiled {
-    /// Pre-linked instance: per request only a fresh `Store` is made.
-    pub pre: Arc<InstancePre<Host>>,
-    /// Where `_start` lives, resolved once instead of by name per request.
-    pub start: ModuleExport,
-    /// Where the exported `memory` lives, if the module exports one.
-    pub memory: Option<ModuleExport>,
-    /// The module's imports.
-    pub imports: Vec<Import>,
 }
 
 /// Checks imports, compiles in this process and links: for `wedge check` and

@@ -17,7 +17,6 @@
 
 pub mod cache;
 pub mod compiler;
-mod function;
 pub mod lastgood;
 mod load;
 pub mod loader;
@@ -29,8 +28,9 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::Config;
+use crate::config::{Config, valid_name};
 use crate::engine::WasmEngine;
+use crate::function::Function;
 use crate::metrics::CounterVec;
 use crate::router::Snapshot;
 use crate::telemetry::Telemetry;
@@ -38,8 +38,7 @@ use cache::ModuleCache;
 use compiler::Compiler;
 use lastgood::{LastGood, Record, RecordedVersion};
 
-pub use function::{Function, Settings, Version};
-pub use loader::{Compiled, Import, LoadError};
+pub use loader::LoadError;
 pub use natural::natural_cmp;
 
 /// Modules remembered as refused (did not compile or link), so a bad file is
@@ -445,16 +444,6 @@ fn serving_last_good(failure: LoadFailure) -> LoadFailure {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Function names are directory names usable in a URL and a metric label.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn function_names(dir: &Path) -> std::io::Result<Vec<String>> {

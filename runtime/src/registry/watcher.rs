@@ -88,7 +88,7 @@ fn function_of(root: &Path, path: &Path) -> Option<String> {
         Component::Normal(name) => name.to_str().map(str::to_string),
         _ => None,
     }
-    .filter(|n| crate::registry::valid_name(n))
+    .filter(|n| crate::config::valid_name(n))
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! A function as it serves: its route, limits, deployment and compiled versions.
+//! A function as it serves: its route, limits, deployment and compiled
+//! versions. The registry builds these; the router, rollouts and instances
+//! read them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime::{InstancePre, ModuleExport};
+
 use crate::config::{Deployment, RolloutConfig};
-use crate::registry::Compiled;
+use crate::engine::Host;
 use crate::telemetry::VersionStats;
 
 /// One `functions/<name>/` directory, loaded. Immutable: a change builds a new one.
@@ -91,4 +95,27 @@ pub struct Version {
     pub compiled: Compiled,
     /// What its requests did; shared with every reload of the same label.
     pub stats: Arc<VersionStats>,
+}
+
+/// A compiled module, linked against the host and ready to instantiate per request.
+pub struct Compiled {
+    /// Pre-linked instance: per request only a fresh `Store` is made.
+    pub pre: Arc<InstancePre<Host>>,
+    /// Where `_start` lives, resolved once instead of by name per request.
+    pub start: ModuleExport,
+    /// Where the exported `memory` lives, if the module exports one.
+    pub memory: Option<ModuleExport>,
+    /// The module's imports.
+    pub imports: Vec<Import>,
+}
+
+/// One import of a module, as `wedge check` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// Import module (`wasi_snapshot_preview1`).
+    pub module: String,
+    /// Field name (`fd_write`).
+    pub name: String,
+    /// `func`, `memory`, `table`, `global` or `tag`.
+    pub kind: &'static str,
 }
