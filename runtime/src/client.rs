@@ -10,7 +10,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    DeploymentReply, ErrorBody, FunctionList, FunctionState, ReclaimReply, Stored, Uploaded,
+};
+use crate::config::Deployment;
 
 /// Talks to one node's admin API.
 pub struct AdminClient {
@@ -66,29 +71,40 @@ impl AdminClient {
     }
 
     /// A JSON call that must succeed; a failure carries the server's message.
-    async fn json(&self, method: Method, path: &str, body: Bytes) -> anyhow::Result<Value> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<T> {
         let (status, body) = self.call(method, path, body).await?;
-        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
-            let message = value["error"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-            bail!("{} ({})", message, status);
+            bail!("{} ({status})", error_message(&body));
         }
-        Ok(value)
+        serde_json::from_slice(&body).map_err(|e| {
+            anyhow!(
+                "the admin API at {} answered what this wedge cannot read ({e}); \
+                 is it the same version?",
+                self.base
+            )
+        })
     }
 
     /// Every function's state.
-    pub async fn functions(&self) -> anyhow::Result<Vec<Value>> {
-        let v = self
+    pub async fn functions(&self) -> anyhow::Result<Vec<FunctionState>> {
+        let list: FunctionList = self
             .json(Method::GET, "/v1/functions", Bytes::new())
             .await?;
-        Ok(v["functions"].as_array().cloned().unwrap_or_default())
+        Ok(list.functions)
     }
 
     /// Uploads `module` as `name`/`label`.
-    pub async fn upload(&self, name: &str, label: &str, module: Vec<u8>) -> anyhow::Result<Value> {
+    pub async fn upload(
+        &self,
+        name: &str,
+        label: &str,
+        module: Vec<u8>,
+    ) -> anyhow::Result<Uploaded> {
         self.json(
             Method::PUT,
             &format!("/v1/functions/{name}/versions/{label}"),
@@ -98,23 +114,27 @@ impl AdminClient {
     }
 
     /// Sets a function's deployment.
-    pub async fn deploy(&self, name: &str, deployment: &Value) -> anyhow::Result<Value> {
-        self.json(
-            Method::PUT,
-            &format!("/v1/functions/{name}/deployment"),
-            deployment.to_string().into(),
-        )
-        .await
+    pub async fn deploy(&self, name: &str, deployment: &Deployment) -> anyhow::Result<Deployment> {
+        let reply: DeploymentReply = self
+            .json(
+                Method::PUT,
+                &format!("/v1/functions/{name}/deployment"),
+                serde_json::to_vec(deployment)?.into(),
+            )
+            .await?;
+        Ok(reply.deployment)
     }
 
     /// `promote` or `rollback`.
-    pub async fn action(&self, name: &str, action: &str) -> anyhow::Result<Value> {
-        self.json(
-            Method::POST,
-            &format!("/v1/functions/{name}/{action}"),
-            Bytes::new(),
-        )
-        .await
+    pub async fn action(&self, name: &str, action: &str) -> anyhow::Result<Deployment> {
+        let reply: DeploymentReply = self
+            .json(
+                Method::POST,
+                &format!("/v1/functions/{name}/{action}"),
+                Bytes::new(),
+            )
+            .await?;
+        Ok(reply.deployment)
     }
 
     /// A key's value, or `None`.
@@ -124,16 +144,15 @@ impl AdminClient {
             .await?;
         match status {
             StatusCode::OK => Ok(Some(body)),
-            StatusCode::NOT_FOUND if body.starts_with(b"{\"error\":\"no such key") => Ok(None),
-            _ => bail!("{} ({status})", String::from_utf8_lossy(&body).trim()),
+            StatusCode::NOT_FOUND if error_message(&body) == "no such key" => Ok(None),
+            _ => bail!("{} ({status})", error_message(&body)),
         }
     }
 
     /// Sets a key.
     pub async fn kv_set(&self, store: &str, key: &str, value: Bytes) -> anyhow::Result<()> {
-        self.json(Method::PUT, &kv_path(store, key), value)
-            .await
-            .map(|_| ())
+        let _: Stored = self.json(Method::PUT, &kv_path(store, key), value).await?;
+        Ok(())
     }
 
     /// Deletes a key; whether it existed.
@@ -143,21 +162,29 @@ impl AdminClient {
             .await?;
         match status {
             StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => bail!("{} ({status})", String::from_utf8_lossy(&body).trim()),
+            StatusCode::NOT_FOUND if error_message(&body) == "no such key" => Ok(false),
+            _ => bail!("{} ({status})", error_message(&body)),
         }
     }
 }
 
 impl AdminClient {
     /// Gives a dead node's escrowed units back (`wedge kv reclaim`).
-    pub async fn kv_reclaim(&self, node: &str) -> anyhow::Result<Value> {
+    pub async fn kv_reclaim(&self, node: &str) -> anyhow::Result<ReclaimReply> {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let path = format!(
             "/v1/kv-reclaim/{}",
             utf8_percent_encode(node, NON_ALPHANUMERIC)
         );
         self.json(Method::POST, &path, Bytes::new()).await
+    }
+}
+
+/// The message of an error answer, or its text when it is not the admin API's JSON.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => e.error,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
     }
 }
 
@@ -193,72 +220,67 @@ pub async fn deploy(
         .functions()
         .await?
         .into_iter()
-        .find(|f| f["name"] == name && f["loaded"] == true);
-    let labels: Vec<String> = existing
-        .as_ref()
-        .and_then(|f| f["versions"].as_array())
-        .map(|vs| {
-            vs.iter()
-                .filter_map(|v| v["label"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let label = label.unwrap_or_else(|| next_label(labels.iter().map(String::as_str)));
+        .find(|f| f.name == name && f.loaded);
+    let labels: Vec<&str> = existing
+        .iter()
+        .flat_map(|f| &f.versions)
+        .map(|v| v.label.as_str())
+        .collect();
+    let label = label.unwrap_or_else(|| next_label(labels.into_iter()));
     let uploaded = client.upload(name, &label, bytes).await?;
-    let sha = uploaded["sha256"]
-        .as_str()
-        .unwrap_or("")
-        .chars()
-        .take(12)
-        .collect::<String>();
+    let sha: String = uploaded.sha256.chars().take(12).collect();
     let stable = existing
-        .as_ref()
-        .and_then(|f| f["deployment"]["stable"].as_str())
-        .map(str::to_string);
+        .and_then(|f| f.deployment)
+        .map(|d| d.stable)
+        .filter(|s| *s != label);
     let (deployment, summary) = match (stable, canary) {
-        (Some(stable), Some(percent)) if stable != label => (
-            json!({ "stable": stable, "canary": label, "canary_percent": percent }),
+        (Some(stable), Some(percent)) => (
+            Deployment {
+                stable: stable.clone(),
+                canary: Some(label.clone()),
+                canary_percent: percent,
+                previous_stable: None,
+            },
             format!("as canary at {percent}% (stable {stable})"),
         ),
-        (previous, _) => {
-            let mut d = json!({ "stable": label });
-            if let Some(previous) = previous.filter(|p| *p != label) {
-                d["previous_stable"] = json!(previous);
-            }
-            (d, "as stable at 100%".to_string())
-        }
+        (previous, _) => (
+            Deployment {
+                stable: label.clone(),
+                canary: None,
+                canary_percent: 0,
+                previous_stable: previous,
+            },
+            "as stable at 100%".to_string(),
+        ),
     };
     client.deploy(name, &deployment).await?;
     Ok(format!("deployed {name} {label} (sha256 {sha}) {summary}"))
 }
 
 /// `wedge status`: one line per function.
-pub fn status_table(functions: &[Value]) -> String {
+pub fn status_table(functions: &[FunctionState]) -> String {
     let mut out = format!(
         "{:<20} {:<20} {:<10} {:<14} {:>10} {:>8}  {}\n",
         "FUNCTION", "ROUTE", "STABLE", "CANARY", "REQUESTS", "ERRORS", "LAST ERROR"
     );
     for f in functions {
-        let versions = f["versions"].as_array().cloned().unwrap_or_default();
-        let sum = |field: &str| {
-            versions
-                .iter()
-                .filter_map(|v| v[field].as_u64())
-                .sum::<u64>()
+        let sum = |field: fn(&crate::api::VersionState) -> Option<u64>| {
+            f.versions.iter().filter_map(field).sum::<u64>()
         };
-        let canary = match f["deployment"]["canary"].as_str() {
-            Some(c) => format!("{c} {}%", f["deployment"]["canary_percent"]),
+        let d = f.deployment.as_ref();
+        let canary = match d.and_then(|d| Some((d.canary.as_ref()?, d.canary_percent))) {
+            Some((c, percent)) => format!("{c} {percent}%"),
             None => "-".into(),
         };
         out += &format!(
             "{:<20} {:<20} {:<10} {:<14} {:>10} {:>8}  {}\n",
-            f["name"].as_str().unwrap_or("?"),
-            f["route"].as_str().unwrap_or("-"),
-            f["deployment"]["stable"].as_str().unwrap_or("-"),
+            f.name,
+            f.route.as_deref().unwrap_or("-"),
+            d.map_or("-", |d| d.stable.as_str()),
             canary,
-            sum("requests"),
-            sum("errors"),
-            f["last_error"]["message"].as_str().unwrap_or("-"),
+            sum(|v| v.requests),
+            sum(|v| v.errors),
+            f.last_error.as_ref().map_or("-", |e| e.message.as_str()),
         );
     }
     out

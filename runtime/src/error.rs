@@ -50,48 +50,52 @@ pub enum HostError {
 impl HostError {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Overloaded | Self::NoVersion => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::BadBody | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Guest(RunError::Failed { kind, .. }) => match kind {
-                crate::telemetry::TrapKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            Self::Guest(RunError::Malformed(_) | RunError::TooLarge(_)) => StatusCode::BAD_GATEWAY,
-            Self::Guest(RunError::Capacity(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.parts().0
     }
 
-    /// The few words the client sees; never guest or host internals.
-    fn public_text(&self) -> &'static str {
+    /// The one table of what the client sees: the status, and a few words that
+    /// never carry guest or host internals.
+    fn parts(&self) -> (StatusCode, &'static str) {
+        use crate::telemetry::TrapKind;
         match self {
-            Self::NoRoute => "not found",
-            Self::BodyTooLarge => "request body too large",
-            Self::HeadersTooLarge => "request headers too large",
-            Self::Overloaded | Self::Guest(RunError::Capacity(_)) => "overloaded, retry shortly",
-            Self::NoVersion => "function unavailable",
-            Self::BodyTimeout => "request body timeout",
-            Self::BadBody => "bad request body",
-            Self::BadRequest(_) => "bad request",
-            Self::RateLimited(_) => "too many requests, retry shortly",
-            Self::Guest(RunError::Failed { kind, .. }) => match kind {
-                crate::telemetry::TrapKind::Timeout => "function timed out",
-                _ => "function failed",
-            },
-            Self::Guest(RunError::Malformed(_)) => "function sent a malformed response",
-            Self::Guest(RunError::TooLarge(_)) => "function response too large",
+            Self::NoRoute => (StatusCode::NOT_FOUND, "not found"),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request headers too large",
+            ),
+            Self::Overloaded | Self::Guest(RunError::Capacity(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "overloaded, retry shortly")
+            }
+            Self::NoVersion => (StatusCode::SERVICE_UNAVAILABLE, "function unavailable"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request body timeout"),
+            Self::BadBody => (StatusCode::BAD_REQUEST, "bad request body"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests, retry shortly",
+            ),
+            Self::Guest(RunError::Failed {
+                kind: TrapKind::Timeout,
+                ..
+            }) => (StatusCode::GATEWAY_TIMEOUT, "function timed out"),
+            Self::Guest(RunError::Failed { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "function failed")
+            }
+            Self::Guest(RunError::Malformed(_)) => (
+                StatusCode::BAD_GATEWAY,
+                "function sent a malformed response",
+            ),
+            Self::Guest(RunError::TooLarge(_)) => {
+                (StatusCode::BAD_GATEWAY, "function response too large")
+            }
         }
     }
 
     /// A short plain-text response naming the request id.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
-        let status = self.status();
-        let text = format!("{} (request id {request_id})\n", self.public_text());
+        let (status, words) = self.parts();
+        let text = format!("{words} (request id {request_id})\n");
         let mut response = Response::new(Full::new(Bytes::from(text)));
         *response.status_mut() = status;
         let headers = response.headers_mut();

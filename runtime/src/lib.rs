@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: `wedge.toml`, `function.toml`, `deployment.toml`.
 //! - [`admin`]: the admin API on its own listener: functions, deployments, uploads, kv.
+//! - [`api`]: the admin API's request and response types, shared by both ends.
 //! - [`client`]: the admin API client behind `wedge deploy`, `status` and friends.
 //! - [`server`]: the listener: connection limits, accept back-off, graceful shutdown.
 //! - [`conn`]: one connection: TLS or protocol sniffing, HTTP/1.1 or HTTP/2, and
@@ -51,6 +52,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod conn;

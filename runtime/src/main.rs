@@ -237,18 +237,13 @@ where
         .block_on(f(client))
 }
 
-fn print_deployment(name: &str, v: &serde_json::Value) {
-    let d = &v["deployment"];
-    match d["canary"].as_str() {
+fn print_deployment(name: &str, d: &wedge::config::Deployment) {
+    match &d.canary {
         Some(c) => println!(
             "{name}: stable {} and canary {c} at {}%",
-            d["stable"].as_str().unwrap_or("?"),
-            d["canary_percent"]
+            d.stable, d.canary_percent
         ),
-        None => println!(
-            "{name}: stable {} at 100%",
-            d["stable"].as_str().unwrap_or("?")
-        ),
+        None => println!("{name}: stable {} at 100%", d.stable),
     }
 }
 
@@ -281,14 +276,9 @@ async fn kv(client: &AdminClient, op: KvOp) -> anyhow::Result<()> {
         },
         KvOp::Reclaim { node } => {
             let done = client.kv_reclaim(&node).await?;
-            let counters = done["reclaimed"].as_array().cloned().unwrap_or_default();
+            let counters = done.reclaimed;
             for c in &counters {
-                println!(
-                    "{}/{}: {} units back in the pool",
-                    c["store"].as_str().unwrap_or("?"),
-                    c["key"].as_str().unwrap_or("?"),
-                    c["units"]
-                );
+                println!("{}/{}: {} units back in the pool", c.store, c.key, c.units);
             }
             println!("{node}: {} counters reclaimed", counters.len());
             Ok(())

@@ -5,6 +5,7 @@
 //! is configured. Errors are JSON: `{"error": "..."}`.
 
 mod auth;
+mod error;
 mod metrics;
 mod routes;
 
@@ -22,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use auth::Token;
+pub use error::AdminError;
 
 use crate::control::Control;
 use crate::error::Body;
@@ -85,18 +87,19 @@ impl Admin {
         if let Some(token) = &self.token
             && !token.allows(req.headers())
         {
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return AdminError::Unauthorized.into_response();
         }
-        routes::route(&self.control, req, &path).await
+        routes::route(&self.control, req, &path)
+            .await
+            .unwrap_or_else(AdminError::into_response)
     }
 }
 
 /// A JSON response.
-pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let mut text = serde_json::to_vec(value).unwrap_or_default();
+    text.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -114,9 +117,4 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body>
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-/// `{"error": message}` with `status`.
-pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": message }))
 }

@@ -1,108 +1,93 @@
-//! The admin API's routes.
+//! The admin API's routes. Each answers with a type from [`crate::api`], or
+//! an [`AdminError`].
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
-use serde_json::json;
 
-use super::{error, json, text};
+use super::{AdminError, json, text};
+use crate::api;
 use crate::config::Deployment;
 use crate::control::{Control, ControlError};
 use crate::error::Body;
 use crate::function::Function;
-use crate::kv::{KvError, OpId};
+use crate::kv::OpId;
 use crate::registry::LoadFailure;
 
 /// Largest request body other than a module (deployments, key-value values).
 const MAX_BODY: usize = 2 << 20;
 
-pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Response<Body> {
+type Reply = Result<Response<Body>, AdminError>;
+
+pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Reply {
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["readyz"]) => readyz(control),
+        (&Method::GET, ["readyz"]) => Ok(readyz(control)),
         (&Method::GET, ["metrics"]) => {
             let mut r = text(StatusCode::OK, super::metrics::render(control));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
             );
-            r
+            Ok(r)
         }
-        (&Method::GET, ["v1", "functions"]) => functions(control),
+        (&Method::GET, ["v1", "functions"]) => Ok(ok(&functions(control))),
         (&Method::PUT, ["v1", "functions", name, "versions", label]) => {
             let max_module = control.registry().max_module_size();
-            let bytes = match body(req, max_module).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            match control.upload(name, label, bytes.to_vec()).await {
-                Ok(v) => {
-                    let snapshot = control.app().snapshot();
-                    let f = snapshot
-                        .get(name)
-                        .map(|f| describe(f, control.registry().failure(name)));
-                    json(
-                        StatusCode::OK,
-                        &json!({ "function": name, "label": &*v.label, "sha256": v.sha256, "size": v.size, "state": f }),
-                    )
-                }
-                Err(e) => control_error(e),
-            }
+            let bytes = body(req, max_module).await?;
+            let v = control.upload(name, label, bytes.to_vec()).await?;
+            let state = control
+                .app()
+                .snapshot()
+                .get(name)
+                .map(|f| describe(f, control.registry().failure(name)));
+            Ok(ok(&api::Uploaded {
+                function: name.to_string(),
+                label: v.label.to_string(),
+                sha256: v.sha256.clone(),
+                size: v.size,
+                state,
+            }))
         }
         (&Method::PUT, ["v1", "functions", name, "deployment"]) => {
-            let bytes = match body(req, MAX_BODY).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let deployment: Deployment = match serde_json::from_slice(&bytes) {
-                Ok(d) => d,
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("bad deployment JSON: {e}"),
-                    );
-                }
-            };
-            deployment_result(control.set_deployment(name, deployment).await)
+            let bytes = body(req, MAX_BODY).await?;
+            let deployment: Deployment = serde_json::from_slice(&bytes)
+                .map_err(|e| AdminError::BadBody(format!("bad deployment JSON: {e}")))?;
+            deployed(control.set_deployment(name, deployment).await)
         }
         (&Method::POST, ["v1", "functions", name, "promote"]) => {
-            deployment_result(control.promote(name).await)
+            deployed(control.promote(name).await)
         }
         (&Method::POST, ["v1", "functions", name, "rollback"]) => {
-            deployment_result(control.rollback(name).await)
+            deployed(control.rollback(name).await)
         }
         (&Method::POST, ["v1", "kv-reclaim", node]) => {
             let node = percent_decode_str(node).decode_utf8_lossy().into_owned();
-            match control.app().kv().reclaim(&node).await {
-                Ok(done) => {
-                    let counters: Vec<_> = done
-                        .iter()
-                        .map(|r| {
-                            json!({
-                                "store": r.store,
-                                "key": String::from_utf8_lossy(&r.key),
-                                "units": r.units,
-                            })
-                        })
-                        .collect();
-                    json(
-                        StatusCode::OK,
-                        &json!({ "node": node, "reclaimed": counters }),
-                    )
-                }
-                Err(e) => kv_error(e),
-            }
+            let done = control.app().kv().reclaim(&node).await?;
+            let reclaimed = done
+                .into_iter()
+                .map(|r| api::ReclaimedCounter {
+                    store: r.store,
+                    key: String::from_utf8_lossy(&r.key).into_owned(),
+                    units: r.units,
+                })
+                .collect();
+            Ok(ok(&api::ReclaimReply { node, reclaimed }))
         }
         (_, ["v1", "kv", store, key @ ..]) if !key.is_empty() => {
             let key = percent_decode_str(&key.join("/")).collect::<Vec<u8>>();
             let store = percent_decode_str(store).decode_utf8_lossy().into_owned();
             kv(control, req, &store, &key).await
         }
-        _ => error(StatusCode::NOT_FOUND, "no such admin route"),
+        _ => Err(AdminError::NoRoute),
     }
+}
+
+fn ok(value: &impl serde::Serialize) -> Response<Body> {
+    json(StatusCode::OK, value)
 }
 
 /// Ready when the functions are loaded (always, once this listener answers)
@@ -117,134 +102,108 @@ fn readyz(control: &Control) -> Response<Body> {
     }
 }
 
-async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AdminError> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body larger than {limit} bytes"),
-        )),
-        Err(e) => Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("cannot read body: {e}"),
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(AdminError::BodyTooLarge(limit))
+        }
+        Err(e) => Err(AdminError::BadBody(format!("cannot read body: {e}"))),
     }
 }
 
-fn functions(control: &Control) -> Response<Body> {
+fn functions(control: &Control) -> api::FunctionList {
     let snapshot = control.app().snapshot();
     let mut failures = control.registry().failures();
-    let mut list: Vec<serde_json::Value> = snapshot
+    let mut functions: Vec<api::FunctionState> = snapshot
         .functions()
         .map(|f| describe(f, failures.remove(&*f.name)))
         .collect();
     // Functions that failed before they ever loaded.
     for (name, failure) in failures {
-        list.push(json!({
-            "name": name,
-            "loaded": false,
-            "last_error": { "path": failure.path.display().to_string(), "message": failure.message },
-        }));
+        functions.push(api::FunctionState {
+            name,
+            loaded: false,
+            route: None,
+            host: None,
+            versions: Vec::new(),
+            deployment: None,
+            pinned: false,
+            last_error: Some(failure_state(failure)),
+        });
     }
-    json(StatusCode::OK, &json!({ "functions": list }))
+    api::FunctionList { functions }
 }
 
-fn describe(f: &Function, last_error: Option<LoadFailure>) -> serde_json::Value {
-    let versions: Vec<serde_json::Value> = f
+fn failure_state(failure: LoadFailure) -> api::LoadFailure {
+    api::LoadFailure {
+        path: failure.path.display().to_string(),
+        message: failure.message,
+    }
+}
+
+fn describe(f: &Function, last_error: Option<LoadFailure>) -> api::FunctionState {
+    let versions = f
         .labels
         .iter()
-        .map(|label| match f.versions.get(label) {
-            Some(v) => {
-                let (requests, errors) = v.stats.totals();
-                json!({ "label": label, "sha256": v.sha256, "size": v.size, "loaded": true,
-                        "requests": requests, "errors": errors })
+        .map(|label| {
+            let loaded = f.versions.get(label);
+            let totals = loaded.map(|v| v.stats.totals());
+            api::VersionState {
+                label: label.clone(),
+                loaded: loaded.is_some(),
+                sha256: loaded.map(|v| v.sha256.clone()),
+                size: loaded.map(|v| v.size),
+                requests: totals.map(|t| t.0),
+                errors: totals.map(|t| t.1),
             }
-            None => json!({ "label": label, "loaded": false }),
         })
         .collect();
-    let last_error =
-        last_error.map(|e| json!({ "path": e.path.display().to_string(), "message": e.message }));
-    json!({
-        "name": &*f.name,
-        "loaded": true,
-        "route": f.route,
-        "host": f.host,
-        "versions": versions,
-        "deployment": f.deployment,
-        "pinned": f.pinned,
-        "last_error": last_error,
-    })
-}
-
-fn deployment_result(result: Result<Deployment, ControlError>) -> Response<Body> {
-    match result {
-        Ok(d) => json(StatusCode::OK, &json!({ "deployment": d })),
-        Err(e) => control_error(e),
+    api::FunctionState {
+        name: f.name.to_string(),
+        loaded: true,
+        route: Some(f.route.clone()),
+        host: f.host.clone(),
+        versions,
+        deployment: Some(f.deployment.clone()),
+        pinned: f.pinned,
+        last_error: last_error.map(failure_state),
     }
 }
 
-fn control_error(e: ControlError) -> Response<Body> {
-    let status = match &e {
-        ControlError::NoFunction(_) => StatusCode::NOT_FOUND,
-        ControlError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ControlError::Conflict(_) => StatusCode::CONFLICT,
-        ControlError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, &e.to_string())
+fn deployed(result: Result<Deployment, ControlError>) -> Reply {
+    Ok(ok(&api::DeploymentReply {
+        deployment: result?,
+    }))
 }
 
-async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) -> Response<Body> {
-    let backend = control.app().kv().clone();
-    let store = match backend.open(store) {
-        Ok(s) => s,
-        Err(e) => return kv_error(e),
-    };
+async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) -> Reply {
+    let store = control.app().kv().open(store)?;
     match *req.method() {
-        Method::GET => match store.get(key).await {
-            Ok(Some(v)) => {
-                let mut r = text(StatusCode::OK, v);
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/octet-stream"),
-                );
-                r
-            }
-            Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
-            Err(e) => kv_error(e),
-        },
+        Method::GET => {
+            let value = store.get(key).await?.ok_or(AdminError::NoKey)?;
+            let mut r = text(StatusCode::OK, value);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/octet-stream"),
+            );
+            Ok(r)
+        }
         Method::PUT => {
-            let value = match body(req, MAX_BODY).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            match store.set(OpId::random(), key, &value).await {
-                Ok(()) => match store.durable().await {
-                    Ok(()) => json(StatusCode::OK, &json!({ "stored": value.len() })),
-                    Err(e) => kv_error(e),
-                },
-                Err(e) => kv_error(e),
+            let value = body(req, MAX_BODY).await?;
+            store.set(OpId::random(), key, &value).await?;
+            store.durable().await?;
+            Ok(ok(&api::Stored {
+                stored: value.len(),
+            }))
+        }
+        Method::DELETE => {
+            if !store.delete(OpId::random(), key).await? {
+                return Err(AdminError::NoKey);
             }
+            store.durable().await?;
+            Ok(ok(&api::Deleted { deleted: true }))
         }
-        Method::DELETE => match store.delete(OpId::random(), key).await {
-            Ok(true) => match store.durable().await {
-                Ok(()) => json(StatusCode::OK, &json!({ "deleted": true })),
-                Err(e) => kv_error(e),
-            },
-            Ok(false) => error(StatusCode::NOT_FOUND, "no such key"),
-            Err(e) => kv_error(e),
-        },
-        _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET, PUT or DELETE"),
+        _ => Err(AdminError::Method("GET, PUT or DELETE")),
     }
-}
-
-fn kv_error(e: KvError) -> Response<Body> {
-    let status = match e {
-        KvError::NotFound => StatusCode::NOT_FOUND,
-        KvError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        KvError::Invalid(_) | KvError::OutOfRange(_) | KvError::AccessDenied => {
-            StatusCode::BAD_REQUEST
-        }
-        KvError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, &e.to_string())
 }
