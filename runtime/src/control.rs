@@ -18,8 +18,8 @@ use crate::fsutil::write_atomically;
 use crate::function::{Function, Version};
 use crate::handler::App;
 use crate::metrics::CounterVec;
-use crate::registry::watcher::ReloadQueue;
 use crate::registry::{CompileJob, Registry, write_deployment};
+use crate::source::{Change, Changes, Sender};
 
 /// How often canaries are checked for automatic rollback and promotion.
 const CANARY_CHECK: Duration = Duration::from_millis(200);
@@ -45,8 +45,8 @@ pub enum ControlError {
 pub struct Control {
     registry: Arc<Registry>,
     app: Arc<App>,
-    /// Functions waiting for a reload, from every source.
-    queue: Arc<ReloadQueue>,
+    /// Where finished compiles send their function for a reload.
+    changes: Sender,
     /// One reload at a time, so two changes never race to swap. Held only
     /// while files are read and the snapshot swapped, never while compiling.
     reloading: tokio::sync::Mutex<()>,
@@ -59,13 +59,13 @@ pub struct Control {
 }
 
 impl Control {
-    /// A control plane over `registry` swapping snapshots into `app`, taking
-    /// reload requests from `queue`.
-    pub fn new(registry: Arc<Registry>, app: Arc<App>, queue: Arc<ReloadQueue>) -> Self {
+    /// A control plane over `registry` swapping snapshots into `app`; its
+    /// finished compiles go to `changes`, the channel every source feeds.
+    pub fn new(registry: Arc<Registry>, app: Arc<App>, changes: Sender) -> Self {
         Self {
             registry,
             app,
-            queue,
+            changes,
             reloading: tokio::sync::Mutex::new(()),
             swaps: CounterVec::default(),
             rollbacks: CounterVec::default(),
@@ -331,11 +331,10 @@ impl Control {
         &self.swaps
     }
 
-    /// The reload loop: applies queued reloads, debounced, until the task is
-    /// dropped.
-    pub async fn run_reloads(self: Arc<Self>) {
-        loop {
-            let names = self.queue.next_batch().await;
+    /// The control loop: reloads what every source sends, in debounced
+    /// batches, until the task is dropped or every source is gone.
+    pub async fn run_reloads(self: Arc<Self>, mut changes: Changes) {
+        while let Some(names) = changes.next_batch().await {
             self.reload(names).await;
         }
     }
@@ -400,7 +399,7 @@ impl Control {
     }
 
     /// Compiles `job` in a child process unless it is compiling already, then
-    /// queues its function for a reload.
+    /// sends its function for a reload.
     fn compile_in_background(&self, job: CompileJob) {
         if !self.registry.begin_compile(&job) {
             return;
@@ -412,10 +411,10 @@ impl Control {
             size = job.bytes.len(),
             "compiling"
         );
-        let (registry, queue) = (self.registry.clone(), self.queue.clone());
+        let (registry, changes) = (self.registry.clone(), self.changes.clone());
         tokio::spawn(async move {
             for function in registry.compile(&job).await {
-                queue.push(function);
+                let _ = changes.send(Change::Compiled(function)).await;
             }
         });
     }

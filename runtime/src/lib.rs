@@ -24,8 +24,11 @@
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
 //!   compiles in child processes, the module cache, the remembered last good state,
-//!   and the watcher that queues reloads.
-//! - [`control`]: reload and swap, one swap at a time, for every source of change.
+//!   and the functions directory's watcher.
+//! - [`source`]: the channel every source of change (the directory watcher,
+//!   finished compiles) feeds the control loop through.
+//! - [`control`]: the control loop: reload and swap, one swap at a time, for
+//!   every source of change.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`wagi`]: request to environment/argv, stdout to response.
@@ -42,7 +45,7 @@
 //! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
 //! Modules depend on each other one way, and `cargo xtask layout` fails CI on
-//! a cycle. At the bottom are `config`, `metrics` and `telemetry`. Above them
+//! a cycle. At the bottom are `config`, `metrics`, `telemetry` and `source`. Above them
 //! sit `kv`, `guest_io`, `wagi` and `engine`, then `function`. `instance`,
 //! `router` and `rollout` read functions, and `registry` builds them into
 //! routing snapshots. `handler` serves a request from a snapshot and `control`
@@ -74,6 +77,7 @@ pub mod request_id;
 pub mod rollout;
 pub mod router;
 pub mod server;
+pub mod source;
 pub mod stdio;
 pub mod telemetry;
 pub mod tls;
@@ -96,7 +100,6 @@ use crate::kv::Backend;
 use crate::kv::etcd::EtcdBackend;
 use crate::kv::sled::SledBackend;
 use crate::peers::Peers;
-use crate::registry::watcher::ReloadQueue;
 use crate::registry::{Registry, Reloaded};
 use crate::server::ListenSettings;
 use crate::telemetry::Telemetry;
@@ -144,8 +147,8 @@ pub async fn serve(
     })?;
     let started = std::time::Instant::now();
     // Watch before loading, so nothing written during the load is missed.
-    let queue = Arc::new(ReloadQueue::default());
-    let _watcher = registry::watcher::watch(config.functions.dir.clone(), queue.clone())
+    let (changes, control_loop) = source::channel();
+    let _watcher = registry::watcher::watch(config.functions.dir.clone(), changes.clone())
         .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
     let telemetry = Arc::new(Telemetry::default());
     let registry = Arc::new(Registry::new(
@@ -174,8 +177,8 @@ pub async fn serve(
         Limits::from_config(&config.server),
         Arc::new(Peers::new(&config.server.per_ip)),
     ));
-    let control = Arc::new(Control::new(registry, app.clone(), queue));
-    tokio::spawn(control.clone().run_reloads());
+    let control = Arc::new(Control::new(registry, app.clone(), changes));
+    tokio::spawn(control.clone().run_reloads(control_loop));
     tokio::spawn(control.clone().watch_canaries());
     tracing::info!(
         target: "wedge::admin",

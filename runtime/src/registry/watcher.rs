@@ -1,64 +1,20 @@
-//! Where reloads come from: the functions directory's watcher, and compiles
-//! that finished. Each source adds function names to one [`ReloadQueue`]; the
-//! control plane's reload loop takes them in batches, debounced, so a burst of
-//! writes to one file becomes one reload.
+//! The functions directory's watcher: every change under it sends its
+//! function's name to the control loop ([`crate::source`]).
 
-use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::Notify;
 
-/// Quiet time after the last event before a reload starts. Long enough to take in
-/// a truncate-and-write as one change, short enough that a swap lands within tens
-/// of milliseconds.
-pub const DEBOUNCE: Duration = Duration::from_millis(15);
+use crate::source::{Change, Sender};
 
-/// Functions waiting for a reload: a set, so it is bounded by the number of
-/// function directories however many events arrive.
-#[derive(Default)]
-pub struct ReloadQueue {
-    names: Mutex<BTreeSet<String>>,
-    wake: Notify,
-}
-
-impl ReloadQueue {
-    /// Asks for function `name` to be reloaded.
-    pub fn push(&self, name: String) {
-        let added = self
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name);
-        if added {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Waits for names, lets a burst settle for [`DEBOUNCE`], and takes them all.
-    pub async fn next_batch(&self) -> Vec<String> {
-        loop {
-            self.wake.notified().await;
-            tokio::time::sleep(DEBOUNCE).await;
-            let names = std::mem::take(&mut *self.names.lock().unwrap_or_else(|p| p.into_inner()));
-            if !names.is_empty() {
-                return names.into_iter().collect();
-            }
-        }
-    }
-}
-
-/// A watch on the functions directory feeding a [`ReloadQueue`]. Dropping it
-/// stops the watch.
+/// A watch on the functions directory. Dropping it stops the watch.
 pub struct DirWatcher {
     _watcher: RecommendedWatcher,
 }
 
-/// Starts watching `dir` (recursively): every change queues its function.
-pub fn watch(dir: PathBuf, queue: Arc<ReloadQueue>) -> notify::Result<DirWatcher> {
+/// Starts watching `dir` (recursively): every change sends its function.
+pub fn watch(dir: PathBuf, changes: Sender) -> notify::Result<DirWatcher> {
     let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let event = match event {
@@ -74,8 +30,12 @@ pub fn watch(dir: PathBuf, queue: Arc<ReloadQueue>) -> notify::Result<DirWatcher
         {
             return;
         }
+        // notify calls this on its own thread, where waiting for room in the
+        // channel holds up nothing but the watch.
         for name in event.paths.iter().filter_map(|p| function_of(&root, p)) {
-            queue.push(name);
+            if changes.blocking_send(Change::Files(name)).is_err() {
+                return;
+            }
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
@@ -109,15 +69,5 @@ mod tests {
         assert_eq!(function_of(root, Path::new("/srv/functions")), None);
         assert_eq!(function_of(root, Path::new("/elsewhere/x")), None);
         assert_eq!(function_of(root, Path::new("/srv/functions/.tmp")), None);
-    }
-
-    #[tokio::test]
-    async fn a_burst_is_one_batch() {
-        let queue = ReloadQueue::default();
-        for _ in 0..100 {
-            queue.push("hello".into());
-        }
-        queue.push("inventory".into());
-        assert_eq!(queue.next_batch().await, ["hello", "inventory"]);
     }
 }
