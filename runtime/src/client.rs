@@ -13,7 +13,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    DeploymentReply, ErrorBody, FunctionList, FunctionState, ReclaimReply, Stored, Uploaded,
+    DeploymentReply, ErrorBody, FleetDeployment, FleetPushed, FleetState, FunctionList,
+    FunctionState, ReclaimReply, Stored, Uploaded,
 };
 use crate::config::Deployment;
 
@@ -125,16 +126,59 @@ impl AdminClient {
         Ok(reply.deployment)
     }
 
-    /// `promote` or `rollback`.
-    pub async fn action(&self, name: &str, action: &str) -> anyhow::Result<Deployment> {
-        let reply: DeploymentReply = self
-            .json(
-                Method::POST,
-                &format!("/v1/functions/{name}/{action}"),
-                Bytes::new(),
-            )
-            .await?;
-        Ok(reply.deployment)
+    /// `promote` or `rollback`, on this node or (`fleet`) the whole fleet.
+    pub async fn action(
+        &self,
+        name: &str,
+        action: &str,
+        fleet: bool,
+    ) -> anyhow::Result<Deployment> {
+        let path = format!("/v1/functions/{name}/{action}");
+        match fleet {
+            true => {
+                let reply: FleetDeployment = self
+                    .json(Method::POST, &format!("/v1/fleet{path}"), Bytes::new())
+                    .await?;
+                Ok(reply.deployment)
+            }
+            false => {
+                let reply: DeploymentReply = self.json(Method::POST, &path, Bytes::new()).await?;
+                Ok(reply.deployment)
+            }
+        }
+    }
+
+    /// The fleet: desired state, every node's report, who lags.
+    pub async fn fleet(&self) -> anyhow::Result<FleetState> {
+        self.json(Method::GET, "/v1/fleet", Bytes::new()).await
+    }
+
+    /// Pushes `module` as `name`/`label` to the fleet.
+    pub async fn fleet_push(
+        &self,
+        name: &str,
+        label: &str,
+        module: Vec<u8>,
+    ) -> anyhow::Result<FleetPushed> {
+        let path = format!("/v1/fleet/functions/{name}/versions/{label}");
+        self.json(Method::PUT, &path, module.into()).await
+    }
+
+    /// Sets `name`'s `function.toml` for the fleet.
+    pub async fn fleet_config(&self, name: &str, toml: String) -> anyhow::Result<FleetDeployment> {
+        let path = format!("/v1/fleet/functions/{name}/config");
+        self.json(Method::PUT, &path, toml.into()).await
+    }
+
+    /// Sets `name`'s deployment for the fleet.
+    pub async fn fleet_deploy(
+        &self,
+        name: &str,
+        deployment: &Deployment,
+    ) -> anyhow::Result<FleetDeployment> {
+        let path = format!("/v1/fleet/functions/{name}/deployment");
+        self.json(Method::PUT, &path, serde_json::to_vec(deployment)?.into())
+            .await
     }
 
     /// A key's value, or `None`.
@@ -233,11 +277,20 @@ pub async fn deploy(
         .and_then(|f| f.deployment)
         .map(|d| d.stable)
         .filter(|s| *s != label);
-    let (deployment, summary) = match (stable, canary) {
+    let (deployment, summary) = moved_to(&label, stable, canary);
+    client.deploy(name, &deployment).await?;
+    Ok(format!("deployed {name} {label} (sha256 {sha}) {summary}"))
+}
+
+/// The deployment that gives `label` the traffic: a canary share next to
+/// `stable`, or all of it (remembering `stable` for a rollback); and a few
+/// words saying which.
+fn moved_to(label: &str, stable: Option<String>, canary: Option<u8>) -> (Deployment, String) {
+    match (stable, canary) {
         (Some(stable), Some(percent)) => (
             Deployment {
                 stable: stable.clone(),
-                canary: Some(label.clone()),
+                canary: Some(label.to_string()),
                 canary_percent: percent,
                 previous_stable: None,
             },
@@ -245,16 +298,59 @@ pub async fn deploy(
         ),
         (previous, _) => (
             Deployment {
-                stable: label.clone(),
+                stable: label.to_string(),
                 canary: None,
                 canary_percent: 0,
                 previous_stable: previous,
             },
             "as stable at 100%".to_string(),
         ),
-    };
-    client.deploy(name, &deployment).await?;
-    Ok(format!("deployed {name} {label} (sha256 {sha}) {summary}"))
+    }
+}
+
+/// `wedge deploy --fleet`: push to the registry through the node, then move
+/// the fleet's traffic as `deploy` does on one node.
+pub async fn deploy_fleet(
+    client: &AdminClient,
+    name: &str,
+    module: &Path,
+    label: Option<String>,
+    canary: Option<u8>,
+    function_toml: Option<&Path>,
+) -> anyhow::Result<String> {
+    let bytes =
+        std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+    let toml = function_toml
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let state = client.fleet().await?;
+    let existing = state.desired.get(name);
+    let label = label.unwrap_or_else(|| {
+        next_label(
+            existing
+                .iter()
+                .flat_map(|f| f.versions.keys().map(String::as_str)),
+        )
+    });
+    let stable = existing
+        .map(|f| f.deployment.stable.clone())
+        .filter(|s| *s != label);
+    let pushed = client.fleet_push(name, &label, bytes).await?;
+    if let Some(toml) = toml {
+        client.fleet_config(name, toml).await?;
+    }
+    let (deployment, summary) = moved_to(&label, stable, canary);
+    let done = client.fleet_deploy(name, &deployment).await?;
+    let sha: String = pushed
+        .digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    Ok(format!(
+        "deployed {name} {label} (sha256 {sha}) to the fleet {summary}; desired state at revision {}",
+        done.revision
+    ))
 }
 
 /// `wedge status`: one line per function.
@@ -284,6 +380,104 @@ pub fn status_table(functions: &[FunctionState]) -> String {
         );
     }
     out
+}
+
+/// `wedge status --fleet`: the desired state, then one line per node and
+/// function, then who lags.
+pub fn fleet_table(state: &FleetState) -> String {
+    let mut out = String::from("DESIRED\n");
+    out += &format!(
+        "{:<20} {:<10} {:<14} {:>9}  {}\n",
+        "FUNCTION", "STABLE", "CANARY", "REVISION", "LAST CHANGE"
+    );
+    for (name, f) in &state.desired {
+        out += &format!(
+            "{:<20} {:<10} {:<14} {:>9}  {}\n",
+            name,
+            f.deployment.stable,
+            canary_text(&f.deployment),
+            f.revision,
+            f.reason
+        );
+    }
+    out += &format!(
+        "\nNODES\n{:<16} {:<10} {:<20} {:<10} {:<14} {:>10} {:>8} {:>9} {:>9}  {}\n",
+        "NODE",
+        "REGION",
+        "FUNCTION",
+        "STABLE",
+        "CANARY",
+        "REQUESTS",
+        "ERRORS",
+        "P50",
+        "P99",
+        "STATE"
+    );
+    for (node, report) in &state.nodes {
+        for (name, f) in &report.functions {
+            let serving = f.deployment.as_ref();
+            let (requests, errors) = f
+                .versions
+                .values()
+                .fold((0, 0), |(r, e), v| (r + v.requests, e + v.errors));
+            let worst = |q: fn(&crate::api::NodeVersion) -> Option<u64>| {
+                f.versions
+                    .values()
+                    .filter_map(q)
+                    .max()
+                    .map_or("-".to_string(), |us| format!("{:.1}ms", us as f64 / 1000.0))
+            };
+            let in_step = state
+                .desired
+                .get(name)
+                .is_some_and(|d| f.applied_revision >= d.revision);
+            let step = match (&f.error, in_step) {
+                (Some(e), _) => format!("behind: {e}"),
+                (None, true) => "in step".to_string(),
+                (None, false) => "behind".to_string(),
+            };
+            out += &format!(
+                "{:<16} {:<10} {:<20} {:<10} {:<14} {:>10} {:>8} {:>9} {:>9}  {}\n",
+                node,
+                report.region,
+                name,
+                serving.map_or("-", |d| d.stable.as_str()),
+                serving.map_or("-".to_string(), canary_text),
+                requests,
+                errors,
+                worst(|v| v.p50_us),
+                worst(|v| v.p99_us),
+                step
+            );
+        }
+    }
+    if !state.lagging.is_empty() {
+        out += "\nLAGGING\n";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for lag in &state.lagging {
+            let since = lag.since_ms.map_or("-".to_string(), |ms| {
+                format!("{:.1}s", now.saturating_sub(ms) as f64 / 1000.0)
+            });
+            let error = lag
+                .error
+                .as_ref()
+                .map_or(String::new(), |e| format!(": {e}"));
+            out += &format!(
+                "{} {} at revision {} of {} for {since}{error}\n",
+                lag.node, lag.function, lag.applied_revision, lag.desired_revision,
+            );
+        }
+    }
+    out
+}
+
+fn canary_text(d: &Deployment) -> String {
+    match &d.canary {
+        Some(c) => format!("{c} {}%", d.canary_percent),
+        None => "-".into(),
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,12 @@ pub enum ControlError {
     Io(#[from] std::io::Error),
 }
 
+fn fleet_managed(name: &str) -> ControlError {
+    ControlError::Conflict(format!(
+        "`{name}` is managed by the fleet: change it with --fleet (the fleet's desired state in etcd)"
+    ))
+}
+
 /// Reloads and swaps; shared by everything that changes what serves.
 pub struct Control {
     registry: Arc<Registry>,
@@ -95,17 +101,10 @@ impl Control {
     pub async fn promote(&self, name: &str) -> Result<Deployment, ControlError> {
         let _one_at_a_time = self.deploying.lock().await;
         let function = self.function(name)?;
-        let d = &function.deployment;
-        let canary = d
-            .canary
-            .clone()
-            .ok_or_else(|| ControlError::Conflict(format!("`{name}` has no canary to promote")))?;
-        let promoted = Deployment {
-            stable: canary,
-            canary: None,
-            canary_percent: 0,
-            previous_stable: Some(d.stable.clone()),
-        };
+        let promoted = function
+            .deployment
+            .promoted(name)
+            .map_err(ControlError::Conflict)?;
         self.apply(&function, promoted).await
     }
 
@@ -114,24 +113,10 @@ impl Control {
     pub async fn rollback(&self, name: &str) -> Result<Deployment, ControlError> {
         let _one_at_a_time = self.deploying.lock().await;
         let function = self.function(name)?;
-        let d = function.deployment.clone();
-        let rolled = if d.canary.is_some() && d.canary_percent > 0 {
-            Deployment {
-                canary_percent: 0,
-                ..d
-            }
-        } else if let Some(previous) = d.previous_stable.clone() {
-            Deployment {
-                stable: previous,
-                canary: None,
-                canary_percent: 0,
-                previous_stable: None,
-            }
-        } else {
-            return Err(ControlError::Conflict(format!(
-                "`{name}` has no canary taking traffic and no earlier stable to return to"
-            )));
-        };
+        let rolled = function
+            .deployment
+            .rolled_back(name)
+            .map_err(ControlError::Conflict)?;
         self.apply(&function, rolled).await
     }
 
@@ -161,6 +146,9 @@ impl Control {
         let _one_at_a_time = self.deploying.lock().await;
         let dir = self.registry.dir().join(name);
         let current = self.app.snapshot().get(name).cloned();
+        if current.as_ref().is_some_and(|f| f.fleet) {
+            return Err(fleet_managed(name));
+        }
         let pin = current
             .as_ref()
             .filter(|f| !f.pinned)
@@ -192,12 +180,18 @@ impl Control {
             .map_or_else(|| fallback.to_string(), |f| f.message)
     }
 
+    /// Function `name`, which this node may change by itself: not the fleet's.
     fn function(&self, name: &str) -> Result<Arc<Function>, ControlError> {
-        self.app
+        let function = self
+            .app
             .snapshot()
             .get(name)
             .cloned()
-            .ok_or_else(|| ControlError::NoFunction(name.to_string()))
+            .ok_or_else(|| ControlError::NoFunction(name.to_string()))?;
+        match function.fleet {
+            true => Err(fleet_managed(name)),
+            false => Ok(function),
+        }
     }
 
     async fn apply(
@@ -219,16 +213,7 @@ impl Control {
                 )));
             }
         }
-        if deployment.canary_percent > 100 {
-            return Err(ControlError::Invalid(
-                "canary_percent must be between 0 and 100".into(),
-            ));
-        }
-        if deployment.canary.is_none() && deployment.canary_percent > 0 {
-            return Err(ControlError::Invalid(
-                "canary_percent needs a canary".into(),
-            ));
-        }
+        deployment.check().map_err(ControlError::Invalid)?;
         let dir = self.registry.dir().join(&*function.name);
         let written = deployment.clone();
         tokio::task::spawn_blocking(move || write_deployment(&dir, &written))
@@ -265,7 +250,8 @@ impl Control {
 
     async fn check_canaries(&self) {
         let snapshot = self.app.snapshot();
-        for f in snapshot.functions() {
+        // The fleet's functions are judged by the fleet, on its totals.
+        for f in snapshot.functions().filter(|f| !f.fleet) {
             let Some(canary) = f.canary().filter(|_| f.deployment.canary_percent > 0) else {
                 continue;
             };

@@ -43,6 +43,9 @@ pub struct Function {
     /// When the current deployment took effect: the canary's clock for
     /// `promote_after`. Any change of stable, canary or share restarts it.
     pub canary_since: Instant,
+    /// Managed by the fleet: its deployment changes only through the fleet's
+    /// desired state, and the fleet judges its canary.
+    pub fleet: bool,
 }
 
 impl Function {

@@ -38,6 +38,8 @@
 //! - [`kv`]: the `wedge` host module: key-value stores on sled (group commit,
 //!   recovery from storage errors) or on etcd (transactions with op records,
 //!   escrow blocks of hot counters sold from a local ledger).
+//! - [`fleet`]: fleet rollouts: the desired state in etcd, modules in an OCI
+//!   registry, each node following them into its functions directory.
 //! - [`error`]: statuses the host answers with itself.
 //! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations,
 //!   connections.
@@ -62,6 +64,7 @@ pub mod conn;
 pub mod control;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod fsutil;
 pub mod function;
 pub mod guest_io;
@@ -177,6 +180,31 @@ pub async fn serve(
         Limits::from_config(&config.server),
         Arc::new(Peers::new(&config.server.per_ip)),
     ));
+    let fleet = match config.cluster.fleet() {
+        false => None,
+        true => {
+            let fleet = fleet::Fleet::connect(
+                &config.cluster,
+                config.functions.dir.clone(),
+                changes.clone(),
+            )
+            .await
+            .context("cannot set up fleet rollouts ([cluster] registry)")?;
+            tokio::spawn(fleet.clone().follow_forever());
+            tokio::spawn(
+                fleet
+                    .clone()
+                    .report_forever(app.clone(), config.server.region.clone()),
+            );
+            tracing::info!(
+                target: "wedge::fleet",
+                registry = %config.cluster.registry,
+                node = %config.cluster.node,
+                "following the fleet's desired state"
+            );
+            Some(fleet)
+        }
+    };
     let control = Arc::new(Control::new(registry, app.clone(), changes));
     tokio::spawn(control.clone().run_reloads(control_loop));
     tokio::spawn(control.clone().watch_canaries());
@@ -186,7 +214,7 @@ pub async fn serve(
         auth = token.is_some(),
         "admin ready"
     );
-    tokio::spawn(Arc::new(admin::Admin::new(control.clone(), token)).serve(admin_listener));
+    tokio::spawn(Arc::new(admin::Admin::new(control.clone(), fleet, token)).serve(admin_listener));
     tracing::info!(
         target: "wedge::server",
         addr = %listener.local_addr()?,

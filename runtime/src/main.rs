@@ -52,6 +52,14 @@ enum Command {
         /// Take only this share of traffic, as a canary next to the current stable.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         canary: Option<u8>,
+        /// Deploy to every node of the fleet: push the module to the registry
+        /// and change the fleet's desired state in etcd.
+        #[arg(long)]
+        fleet: bool,
+        /// With --fleet: the function's function.toml (route, limits, sticky
+        /// key, rollback and promote policy) for the whole fleet.
+        #[arg(long = "config", requires = "fleet")]
+        function_toml: Option<PathBuf>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -59,6 +67,9 @@ enum Command {
     Promote {
         /// The function's name.
         name: String,
+        /// On every node of the fleet.
+        #[arg(long)]
+        fleet: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -66,6 +77,9 @@ enum Command {
     Rollback {
         /// The function's name.
         name: String,
+        /// On every node of the fleet.
+        #[arg(long)]
+        fleet: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -74,6 +88,9 @@ enum Command {
         /// Print the admin API's JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The whole fleet: every node, what it serves, its figures, and who lags.
+        #[arg(long)]
+        fleet: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -135,23 +152,48 @@ fn main() -> ExitCode {
             module,
             label,
             canary,
+            fleet,
+            function_toml,
             admin,
         } => with_admin(&admin, |c| async move {
-            println!(
-                "{}",
-                wedge::client::deploy(&c, &name, &module, label, canary).await?
-            );
+            let done = match fleet {
+                true => {
+                    wedge::client::deploy_fleet(
+                        &c,
+                        &name,
+                        &module,
+                        label,
+                        canary,
+                        function_toml.as_deref(),
+                    )
+                    .await?
+                }
+                false => wedge::client::deploy(&c, &name, &module, label, canary).await?,
+            };
+            println!("{done}");
             Ok(())
         }),
-        Command::Promote { name, admin } => with_admin(&admin, |c| async move {
-            print_deployment(&name, &c.action(&name, "promote").await?);
+        Command::Promote { name, fleet, admin } => with_admin(&admin, |c| async move {
+            print_deployment(&name, &c.action(&name, "promote", fleet).await?);
             Ok(())
         }),
-        Command::Rollback { name, admin } => with_admin(&admin, |c| async move {
-            print_deployment(&name, &c.action(&name, "rollback").await?);
+        Command::Rollback { name, fleet, admin } => with_admin(&admin, |c| async move {
+            print_deployment(&name, &c.action(&name, "rollback", fleet).await?);
             Ok(())
         }),
-        Command::Status { json, admin } => with_admin(&admin, |c| async move {
+        Command::Status {
+            json,
+            fleet: true,
+            admin,
+        } => with_admin(&admin, |c| async move {
+            let state = c.fleet().await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&state)?),
+                false => print!("{}", wedge::client::fleet_table(&state)),
+            }
+            Ok(())
+        }),
+        Command::Status { json, admin, .. } => with_admin(&admin, |c| async move {
             let functions = c.functions().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&functions)?);

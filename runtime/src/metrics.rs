@@ -83,6 +83,26 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// The `q` quantile (0 to 1) as the upper bound of the bucket it falls
+    /// in, as Prometheus's `histogram_quantile` would bound it; `None`
+    /// before the first sample. Samples over the last bucket count as
+    /// `None` too when the quantile falls among them.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = ((count as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            if cumulative >= rank {
+                return Some(Duration::from_micros(*bound));
+            }
+        }
+        None
+    }
+
     /// Adds this histogram's samples to `e` as `name` with `labels`, in seconds.
     pub fn render(&self, e: &mut Exposition, name: &str, labels: &[(&str, &str)]) {
         let bucket = format!("{name}_bucket");
@@ -184,6 +204,10 @@ mod tests {
         assert!(text.contains("d_bucket{le=\"10\"} 2\n"), "{text}");
         assert!(text.contains("d_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("d_count 3\n"), "{text}");
+        assert_eq!(h.quantile(0.3), Some(Duration::from_micros(10)));
+        assert_eq!(h.quantile(0.5), Some(Duration::from_micros(50)));
+        assert_eq!(h.quantile(0.99), None, "beyond the last bucket");
+        assert_eq!(Histogram::default().quantile(0.5), None);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! - the functions directory's watcher ([`crate::registry::watcher`]);
 //! - compiles that finished in the background;
+//! - in a fleet, the desired state a node applied to its functions
+//!   directory ([`crate::fleet`]).
 //!
 //! Each sends the name of the function to reload. The control loop takes them
 //! in batches, debounced, so a burst of writes to one file becomes one reload.
@@ -28,13 +30,15 @@ pub enum Change {
     Files(String),
     /// A compile of one of this function's versions finished.
     Compiled(String),
+    /// The fleet's desired state for this function was applied.
+    Fleet(String),
 }
 
 impl Change {
     /// The function to reload.
     pub fn function(&self) -> &str {
         match self {
-            Self::Files(name) | Self::Compiled(name) => name,
+            Self::Files(name) | Self::Compiled(name) | Self::Fleet(name) => name,
         }
     }
 }

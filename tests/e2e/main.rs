@@ -8,6 +8,7 @@ mod crash;
 mod disk;
 mod escrow;
 mod etcd;
+mod fleet;
 mod hostile;
 mod kv;
 mod limits;

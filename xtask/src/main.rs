@@ -85,8 +85,30 @@ fn ensure_wasm_target() -> Result<(), String> {
 /// Installs etcd from Debian when it is missing: the tests of the etcd store
 /// start their own members.
 fn ensure_etcd() -> Result<(), String> {
-    let present = Command::new("etcd")
-        .arg("--version")
+    ensure_debian_tool("etcd", "--version", "etcd-server", "the etcd store's tests")
+}
+
+/// Installs Distribution, an OCI registry, from Debian when it is missing:
+/// the fleet tests push modules to a real registry.
+fn ensure_registry() -> Result<(), String> {
+    ensure_debian_tool(
+        "docker-registry",
+        "--version",
+        "docker-registry",
+        "the fleet tests",
+    )
+}
+
+/// Installs Debian package `package` when `program` does not run with
+/// `version_arg`; only as root, else says what to install.
+fn ensure_debian_tool(
+    program: &str,
+    version_arg: &str,
+    package: &str,
+    needed_by: &str,
+) -> Result<(), String> {
+    let present = Command::new(program)
+        .arg(version_arg)
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
@@ -97,18 +119,14 @@ fn ensure_etcd() -> Result<(), String> {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root {
-        return Err("the tests need etcd: install it (Debian: apt-get install etcd-server)".into());
+        return Err(format!(
+            "{needed_by} need {program}: install it (Debian: apt-get install {package})"
+        ));
     }
-    eprintln!("xtask: installing etcd-server from Debian for the etcd store's tests");
+    eprintln!("xtask: installing {package} from Debian for {needed_by}");
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "etcd-server",
-        ])
+        .args(["install", "-y", "-qq", "--no-install-recommends", package])
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
@@ -187,6 +205,7 @@ fn serve(args: &[String]) -> Result<(), String> {
 fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
     ensure_etcd()?;
+    ensure_registry()?;
     let mut totals = Totals::default();
     let workspace = run_counted(
         cargo().args(["test", "--locked", "--workspace"]).args(args),

@@ -7,6 +7,8 @@ use super::json;
 use crate::api::ErrorBody;
 use crate::control::ControlError;
 use crate::error::Body;
+use crate::fleet::FleetError;
+use crate::fleet::desired::DesiredError;
 use crate::kv::KvError;
 
 /// Why an admin request failed.
@@ -36,6 +38,12 @@ pub enum AdminError {
     /// A key-value call failed.
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// A `/v1/fleet` route on a node without `[cluster] registry`.
+    #[error("this node takes no part in fleet rollouts: set [cluster] etcd and registry")]
+    NoFleet,
+    /// A fleet change failed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 impl AdminError {
@@ -57,6 +65,12 @@ impl AdminError {
                 StatusCode::BAD_REQUEST
             }
             Self::Kv(KvError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NoFleet => StatusCode::NOT_FOUND,
+            Self::Fleet(FleetError::Desired(DesiredError::Refused(_))) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Fleet(FleetError::Desired(DesiredError::Contended(_))) => StatusCode::CONFLICT,
+            Self::Fleet(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

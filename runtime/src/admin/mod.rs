@@ -1,11 +1,13 @@
 //! The admin API, on its own listener: health, metrics, functions, deployments,
-//! uploads, and the operators' view of the key-value stores.
+//! uploads, the operators' view of the key-value stores, and fleet rollouts
+//! (`/v1/fleet`).
 //!
 //! Every route but `/healthz` needs `Authorization: Bearer <token>` when a token
 //! is configured. Errors are JSON: `{"error": "..."}`.
 
 mod auth;
 mod error;
+mod fleet;
 mod metrics;
 mod routes;
 
@@ -27,20 +29,28 @@ pub use error::AdminError;
 
 use crate::control::Control;
 use crate::error::Body;
+use crate::fleet::Fleet;
 use crate::server::AcceptBackoff;
 
 /// What the admin API works with.
 pub struct Admin {
     /// Reloads, deployments, uploads.
     control: Arc<Control>,
+    /// Fleet rollouts, when this node takes part in them.
+    fleet: Option<Arc<Fleet>>,
     /// Required on every route but `/healthz`, when set.
     token: Option<Token>,
 }
 
 impl Admin {
-    /// An admin API over `control`, guarded by `token` when given.
-    pub fn new(control: Arc<Control>, token: Option<Token>) -> Self {
-        Self { control, token }
+    /// An admin API over `control` (and `fleet`, when the node is in one),
+    /// guarded by `token` when given.
+    pub fn new(control: Arc<Control>, fleet: Option<Arc<Fleet>>, token: Option<Token>) -> Self {
+        Self {
+            control,
+            fleet,
+            token,
+        }
     }
 
     /// Serves `listener` until the task is dropped, [`crate::ADMIN_CONNECTIONS`]
@@ -89,9 +99,11 @@ impl Admin {
         {
             return AdminError::Unauthorized.into_response();
         }
-        routes::route(&self.control, req, &path)
-            .await
-            .unwrap_or_else(AdminError::into_response)
+        let reply = match path.strip_prefix("/v1/fleet") {
+            Some(rest) => fleet::route(&self.control, self.fleet.as_deref(), req, rest).await,
+            None => routes::route(&self.control, req, &path).await,
+        };
+        reply.unwrap_or_else(AdminError::into_response)
     }
 }
 

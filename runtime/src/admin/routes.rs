@@ -102,7 +102,8 @@ fn readyz(control: &Control) -> Response<Body> {
     }
 }
 
-async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AdminError> {
+/// The request body, up to `limit` bytes.
+pub(super) async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AdminError> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {

@@ -16,8 +16,21 @@ pub struct ClusterConfig {
     pub etcd: Vec<String>,
     /// Every key wedge writes in etcd lives under this prefix.
     pub prefix: String,
-    /// OCI repository for fleet deploys.
+    /// OCI repository for fleet deploys, `host[:port]/path`: every module is
+    /// pushed there, tagged `<function>.<label>` and pulled by digest. Empty:
+    /// no fleet rollouts.
     pub registry: String,
+    /// Talk to the registry over plain HTTP instead of HTTPS (a registry on
+    /// loopback or a private network).
+    pub registry_insecure: bool,
+    /// A file holding `user:password` for the registry's basic auth; empty:
+    /// anonymous.
+    pub registry_credentials_file: std::path::PathBuf,
+    /// Push what this node compiles to the registry, and take what a node
+    /// with the same engine compiled instead of compiling it again. Compiled
+    /// code is native code: turn this off unless the registry is trusted as
+    /// much as the wedge binary.
+    pub share_compiled: bool,
     /// How long one store call may wait on etcd, retries included, before it
     /// fails with `io`.
     pub timeout: HumanDuration,
@@ -30,6 +43,9 @@ impl Default for ClusterConfig {
             etcd: Vec::new(),
             prefix: "/wedge".into(),
             registry: String::new(),
+            registry_insecure: false,
+            registry_credentials_file: std::path::PathBuf::new(),
+            share_compiled: true,
             timeout: HumanDuration(Duration::from_secs(2)),
         }
     }
@@ -56,6 +72,11 @@ pub fn valid_node(name: &str) -> bool {
 }
 
 impl ClusterConfig {
+    /// Whether this node takes part in fleet rollouts.
+    pub fn fleet(&self) -> bool {
+        !self.registry.is_empty() && !self.etcd.is_empty()
+    }
+
     /// What is wrong with these settings, if anything.
     pub(crate) fn problem(&self) -> Option<String> {
         if !valid_node(&self.node) {
@@ -74,6 +95,36 @@ impl ClusterConfig {
                 "cluster.prefix {:?} must start with / and not end with one",
                 self.prefix
             ));
+        }
+        if !self.registry.is_empty() {
+            let (host, path) = self
+                .registry
+                .split_once('/')
+                .unwrap_or((&self.registry, ""));
+            let path_ok = !path.is_empty()
+                && path.split('/').all(|p| {
+                    !p.is_empty()
+                        && p.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                        })
+                });
+            let host_ok = !host.contains(['@', ' '])
+                && match host.rsplit_once(':') {
+                    Some((name, port)) => !name.is_empty() && port.parse::<u16>().is_ok(),
+                    None => !host.is_empty(),
+                };
+            if !host_ok || !path_ok {
+                return Some(format!(
+                    "cluster.registry {:?} must be host[:port]/repository, the repository in lower case (e.g. \"registry.internal:5000/wedge\")",
+                    self.registry
+                ));
+            }
+            if self.etcd.is_empty() {
+                return Some(
+                    "cluster.registry needs cluster.etcd: the fleet's desired state lives in etcd"
+                        .into(),
+                );
+            }
         }
         if self.timeout.0 < Duration::from_millis(10) {
             return Some("cluster.timeout is at least 10ms".into());

@@ -172,4 +172,52 @@ impl Deployment {
         }
         Ok(d)
     }
+
+    /// What is wrong with this deployment by itself, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        if self.canary_percent > 100 {
+            return Err("canary_percent must be between 0 and 100".into());
+        }
+        if self.canary.is_none() && self.canary_percent > 0 {
+            return Err("canary_percent needs a canary".into());
+        }
+        Ok(())
+    }
+
+    /// The canary promoted: stable at 100 %, the old stable remembered for a
+    /// later rollback. `name` is the function's, for the refusal.
+    pub fn promoted(&self, name: &str) -> Result<Self, String> {
+        let canary = self
+            .canary
+            .clone()
+            .ok_or_else(|| format!("`{name}` has no canary to promote"))?;
+        Ok(Self {
+            stable: canary,
+            canary: None,
+            canary_percent: 0,
+            previous_stable: Some(self.stable.clone()),
+        })
+    }
+
+    /// Rolled back: with a canary taking traffic, the canary gets 0 %;
+    /// without one, the stable before the last promote is stable again.
+    pub fn rolled_back(&self, name: &str) -> Result<Self, String> {
+        if self.canary.is_some() && self.canary_percent > 0 {
+            return Ok(Self {
+                canary_percent: 0,
+                ..self.clone()
+            });
+        }
+        match &self.previous_stable {
+            Some(previous) => Ok(Self {
+                stable: previous.clone(),
+                canary: None,
+                canary_percent: 0,
+                previous_stable: None,
+            }),
+            None => Err(format!(
+                "`{name}` has no canary taking traffic and no earlier stable to return to"
+            )),
+        }
+    }
 }

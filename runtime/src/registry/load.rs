@@ -202,6 +202,7 @@ impl Registry {
             function_toml,
             from_last_good: false,
             canary_since,
+            fleet: self.dir().join(name).join(super::FLEET_MARKER).exists(),
         }
     }
 

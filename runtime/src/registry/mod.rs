@@ -41,6 +41,10 @@ use lastgood::{LastGood, Record, RecordedVersion};
 pub use loader::LoadError;
 pub use natural::natural_cmp;
 
+/// The file that marks `functions/<name>/` as the fleet's (see
+/// [`crate::fleet`]): its deployment comes from the fleet's desired state.
+pub const FLEET_MARKER: &str = "fleet.json";
+
 /// Modules remembered as refused (did not compile or link), so a bad file is
 /// not compiled again at every reload.
 const REFUSED_REMEMBERED: usize = 1024;

@@ -6,9 +6,11 @@ pub mod etcd;
 mod http_client;
 pub mod modules;
 mod node;
+pub mod registry;
 
 pub use etcd::EtcdCluster;
 pub use http_client::{Reply, get_status, raw_call, raw_request, try_call};
 pub use node::{Node, NodeBuilder};
+pub use registry::OciRegistry;
 
 include!(concat!(env!("OUT_DIR"), "/wasm.rs"));

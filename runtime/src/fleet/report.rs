@@ -1,0 +1,146 @@
+//! Each node's report to the fleet: every second, what it serves of each
+//! fleet function, how far it is from the desired state, and each version's
+//! requests, errors and latency. The report lives at
+//! `<prefix>/fleet/nodes/<node>` under a lease of a few seconds, so a node
+//! that dies drops out of `wedge status --fleet` by itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{GetOptions, PutOptions};
+
+use super::{Fleet, FleetError, now_ms};
+use crate::api::{NodeFunction, NodeReport, NodeVersion};
+use crate::handler::App;
+
+/// How often a node reports.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a report outlives its node.
+const REPORT_TTL_SECS: i64 = 5;
+
+/// The window reported for a function without `auto_rollback`.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Where the reports live.
+pub fn nodes_prefix(prefix: &str) -> String {
+    format!("{prefix}/fleet/nodes/")
+}
+
+impl Fleet {
+    /// What this node would report now.
+    pub fn report(&self, app: &App, region: &str) -> NodeReport {
+        let snapshot = app.snapshot();
+        let progress = self.progress();
+        let mut functions = BTreeMap::new();
+        for (name, p) in &progress {
+            let served = snapshot.get(name).filter(|f| f.fleet);
+            let versions = served
+                .map(|f| {
+                    let window = f
+                        .rollout
+                        .auto_rollback
+                        .as_ref()
+                        .map_or(DEFAULT_WINDOW, |r| r.window.0);
+                    f.versions
+                        .iter()
+                        .map(|(label, v)| {
+                            let (requests, errors) = v.stats.totals();
+                            let (window_requests, window_errors) = v.stats.recent(window);
+                            let us = |q| v.stats.duration.quantile(q).map(|d| d.as_micros() as u64);
+                            let figures = NodeVersion {
+                                requests,
+                                errors,
+                                window_requests,
+                                window_errors,
+                                window_secs: window.as_secs(),
+                                p50_us: us(0.5),
+                                p99_us: us(0.99),
+                            };
+                            (label.clone(), figures)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            functions.insert(
+                name.clone(),
+                NodeFunction {
+                    deployment: served.map(|f| f.deployment.clone()),
+                    desired_revision: p.desired,
+                    applied_revision: p.applied,
+                    behind_since_ms: p.behind_since_ms,
+                    error: p.error.clone(),
+                    versions,
+                },
+            );
+        }
+        NodeReport {
+            node: self.node.clone(),
+            region: region.to_string(),
+            at_ms: now_ms(),
+            functions,
+        }
+    }
+
+    /// Reports every [`REPORT_EVERY`] until the task is dropped.
+    pub async fn report_forever(self: Arc<Self>, app: Arc<App>, region: String) {
+        let key = format!("{}{}", nodes_prefix(&self.prefix), self.node);
+        let mut lease = None;
+        let mut every = tokio::time::interval(REPORT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let report = self.report(&app, &region);
+            if let Err(e) = self.put_report(&key, &report, &mut lease).await {
+                lease = None;
+                tracing::debug!(target: "wedge::fleet", "cannot report to the fleet: {e}");
+            }
+        }
+    }
+
+    async fn put_report(
+        &self,
+        key: &str,
+        report: &NodeReport,
+        lease: &mut Option<i64>,
+    ) -> Result<(), FleetError> {
+        let mut client = self.client.clone();
+        let id = match *lease {
+            Some(id) => {
+                // A lease that expired meanwhile answers with a TTL of 0.
+                let (mut keeper, mut stream) = client.lease_keep_alive(id).await?;
+                keeper.keep_alive().await?;
+                match stream.message().await? {
+                    Some(r) if r.ttl() > 0 => id,
+                    _ => client.lease_grant(REPORT_TTL_SECS, None).await?.id(),
+                }
+            }
+            None => client.lease_grant(REPORT_TTL_SECS, None).await?.id(),
+        };
+        *lease = Some(id);
+        let text = serde_json::to_vec(report).expect("a report serializes");
+        client
+            .put(key, text, Some(PutOptions::new().with_lease(id)))
+            .await?;
+        Ok(())
+    }
+
+    /// Every live node's last report.
+    pub async fn reports(&self) -> Result<BTreeMap<String, NodeReport>, FleetError> {
+        let prefix = nodes_prefix(&self.prefix);
+        let got = self
+            .client
+            .kv_client()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        Ok(got
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let report: NodeReport = serde_json::from_slice(kv.value()).ok()?;
+                Some((report.node.clone(), report))
+            })
+            .collect())
+    }
+}
