@@ -157,6 +157,8 @@ pub struct NodeVersion {
 pub struct FleetState {
     /// The node that answered.
     pub node: String,
+    /// The node elected to judge the fleet's canaries, if one is.
+    pub judge: Option<String>,
     /// Each fleet function's desired state.
     pub desired: BTreeMap<String, FleetFunction>,
     /// Every live node's last report, by node name.

@@ -385,7 +385,10 @@ pub fn status_table(functions: &[FunctionState]) -> String {
 /// `wedge status --fleet`: the desired state, then one line per node and
 /// function, then who lags.
 pub fn fleet_table(state: &FleetState) -> String {
-    let mut out = String::from("DESIRED\n");
+    let mut out = format!(
+        "JUDGE {}\n\nDESIRED\n",
+        state.judge.as_deref().unwrap_or("(none elected)")
+    );
     out += &format!(
         "{:<20} {:<10} {:<14} {:>9}  {}\n",
         "FUNCTION", "STABLE", "CANARY", "REVISION", "LAST CHANGE"

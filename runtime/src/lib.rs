@@ -191,6 +191,7 @@ pub async fn serve(
             .await
             .context("cannot set up fleet rollouts ([cluster] registry)")?;
             tokio::spawn(fleet.clone().follow_forever());
+            tokio::spawn(fleet.clone().judge_forever());
             tokio::spawn(
                 fleet
                     .clone()

@@ -153,3 +153,155 @@ pub async fn a_fleet_deploy_reaches_every_node_with_one_canary_split() {
     }
     assert!(!status.contains("LAGGING"), "{status}");
 }
+
+/// Requests `count` times, spread over `nodes` in turn; how many failed.
+async fn spread(nodes: &[&Node], path: &str, count: usize) -> usize {
+    let mut failed = 0;
+    for i in 0..count {
+        let reply = nodes[i % nodes.len()].get(path).await;
+        failed += usize::from(reply.status.is_server_error());
+    }
+    failed
+}
+
+/// The judge the fleet elected, as `GET /v1/fleet` names it.
+async fn judge(n: &Node) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = n.admin(Method::GET, "/v1/fleet", None, Bytes::new()).await;
+        let state: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        if let Some(judge) = state["judge"].as_str() {
+            return judge.to_string();
+        }
+        assert!(Instant::now() < deadline, "no judge elected: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Must-show 2: a canary that always fails, at 50 % with traffic over three
+/// nodes, is rolled back on every node within its window by the fleet's
+/// judge, on the fleet's totals (no node alone sees enough to judge), even
+/// when the elected judge is `kill -9`ed during the window. The rollback
+/// survives restarts of every node.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn a_failing_canary_is_rolled_back_fleet_wide_when_the_judge_dies() {
+    const WINDOW: Duration = Duration::from_secs(20);
+    let etcd = EtcdCluster::start(1);
+    let registry = OciRegistry::start();
+    let mut nodes = [
+        fleet_node(&etcd, &registry, "edge-a"),
+        fleet_node(&etcd, &registry, "edge-b"),
+        fleet_node(&etcd, &registry, "edge-c"),
+    ];
+    let toml = nodes[0].dir().join("r.toml");
+    std::fs::write(
+        &toml,
+        "route = \"/r\"\n[rollout.auto_rollback]\nwindow = \"20s\"\nmin_requests = 30\nmax_error_rate = 0.2\n",
+    )
+    .unwrap();
+    let toml = toml.to_str().unwrap();
+    let (stable, failing) = (
+        wedge_test_harness::guests::SWAP_A,
+        wedge_test_harness::guests::TRAP,
+    );
+    cli_ok(
+        &nodes[0],
+        &["deploy", "r", stable, "--fleet", "--config", toml],
+    );
+    wait_serving(&nodes, "r", "v1", None).await;
+    cli_ok(
+        &nodes[0],
+        &["deploy", "r", failing, "--fleet", "--canary", "50"],
+    );
+    wait_serving(&nodes, "r", "v1", Some(("v2", 50))).await;
+
+    // Fewer canary failures than min_requests in all: nothing is judged yet.
+    let all: Vec<&Node> = nodes.iter().collect();
+    let failed = spread(&all, "/r", 36).await;
+    assert!(failed > 0 && failed < 30, "{failed} canary failures");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_serving(&nodes, "r", "v1", Some(("v2", 50))).await;
+
+    let elected = judge(&nodes[0]).await;
+    let dead = ["edge-a", "edge-b", "edge-c"]
+        .iter()
+        .position(|n| *n == elected)
+        .expect("the judge is one of the nodes");
+    nodes[dead].kill();
+    let killed = Instant::now();
+    let alive: Vec<&Node> = (0..3).filter(|&i| i != dead).map(|i| &nodes[i]).collect();
+    spread(&alive, "/r", 60).await;
+    let deadline = killed + WINDOW;
+    loop {
+        let mut rolled = true;
+        for n in &alive {
+            let reply = n
+                .admin(Method::GET, "/v1/functions", None, Bytes::new())
+                .await;
+            let list: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+            let d = &list["functions"][0]["deployment"];
+            rolled &= d["stable"] == "v1" && d["canary_percent"] == 0;
+        }
+        if rolled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canary was not rolled back within its window"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = judge(alive[0]).await;
+    assert_ne!(now, elected, "another node took over as judge");
+
+    // The dead node comes back rolled back, and so does every node after a restart.
+    nodes[dead].restart();
+    wait_serving(&nodes, "r", "v1", Some(("v2", 0))).await;
+    for n in &mut nodes {
+        n.kill();
+        n.restart();
+    }
+    wait_serving(&nodes, "r", "v1", Some(("v2", 0))).await;
+    assert_eq!(spread(&nodes.iter().collect::<Vec<_>>(), "/r", 30).await, 0);
+}
+
+/// Must-show 3: a node stopped during a deploy catches up within seconds of
+/// its return; with the registry and etcd both down, a restarted node serves
+/// its last state from its own disk.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn a_node_catches_up_and_serves_its_last_state_alone() {
+    let mut etcd = EtcdCluster::start(1);
+    let mut registry = OciRegistry::start();
+    let mut nodes = [
+        fleet_node(&etcd, &registry, "edge-a"),
+        fleet_node(&etcd, &registry, "edge-b"),
+    ];
+    let (v1, v2) = (
+        wedge_test_harness::guests::SWAP_A,
+        wedge_test_harness::guests::SWAP_B,
+    );
+    cli_ok(&nodes[0], &["deploy", "hello", v1, "--fleet"]);
+    wait_serving(&nodes, "hello", "v1", None).await;
+
+    nodes[1].kill();
+    cli_ok(&nodes[0], &["deploy", "hello", v2, "--fleet"]);
+    wait_serving(&nodes[..1], "hello", "v2", None).await;
+    let back = Instant::now();
+    nodes[1].restart();
+    wait_serving(&nodes, "hello", "v2", None).await;
+    assert!(
+        back.elapsed() < Duration::from_secs(10),
+        "caught up in {:?}",
+        back.elapsed()
+    );
+
+    registry.kill();
+    etcd.kill_all();
+    nodes[1].kill();
+    nodes[1].restart();
+    let reply = nodes[1].get("/hello").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-wedge-version"), Some("v2"));
+    let out = nodes[1].cli(&["status", "--fleet"]);
+    assert!(!out.status.success(), "no fleet view without etcd");
+}

@@ -6,6 +6,7 @@
 //! - [`oci`]: the modules in the registry, pushed once and pulled by digest.
 //! - [`apply`]: a desired state made real in the functions directory.
 //! - [`report`]: each node's report of what it serves, under a lease.
+//! - [`judge`]: the elected node that judges canaries on the fleet's totals.
 //!
 //! A node lists the desired states, applies those its directory does not
 //! hold yet, and then watches etcd for changes from the revision it listed
@@ -16,6 +17,7 @@
 
 pub mod apply;
 pub mod desired;
+pub mod judge;
 pub mod oci;
 pub mod report;
 
@@ -409,6 +411,7 @@ impl Fleet {
             .collect();
         Ok(crate::api::FleetState {
             node: self.node.clone(),
+            judge: self.judge_node().await,
             desired,
             nodes,
             lagging,
