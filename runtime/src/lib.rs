@@ -190,6 +190,9 @@ pub async fn serve(
             )
             .await
             .context("cannot set up fleet rollouts ([cluster] registry)")?;
+            if config.cluster.share_compiled {
+                registry.share_compiled(fleet.clone());
+            }
             tokio::spawn(fleet.clone().follow_forever());
             tokio::spawn(fleet.clone().judge_forever());
             tokio::spawn(

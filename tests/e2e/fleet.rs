@@ -111,6 +111,14 @@ pub async fn a_fleet_deploy_reaches_every_node_with_one_canary_split() {
         "{out}"
     );
     wait_serving(&nodes, "hello", "v1", Some(("v2", 10))).await;
+    // The node the deploy went through compiled v2 and shared the code; the
+    // others took it from the registry instead of compiling.
+    for n in [&nodes[0], &nodes[2]] {
+        let line = n.wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("took code another node compiled")
+        });
+        assert!(line.is_some(), "a node compiled v2 itself");
+    }
 
     let mut canary = 0;
     for i in 0..3000 {

@@ -419,6 +419,37 @@ impl Fleet {
     }
 }
 
+/// Compiled code shared through the registry, keyed by the module's digest
+/// and the engine that compiled it.
+#[async_trait::async_trait]
+impl crate::registry::shared::SharedCode for Fleet {
+    async fn fetch(&self, sha256: &str, engine: &str) -> Option<Vec<u8>> {
+        match self
+            .registry
+            .pull_compiled(&format!("sha256:{sha256}"), engine)
+            .await
+        {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::debug!(target: "wedge::fleet", "no shared compiled code: {e}");
+                None
+            }
+        }
+    }
+
+    async fn offer(&self, sha256: &str, engine: &str, code: Vec<u8>) {
+        let digest = format!("sha256:{sha256}");
+        match self.registry.push_compiled(&digest, engine, code).await {
+            Ok(()) => {
+                tracing::info!(target: "wedge::fleet", module = %digest, "compiled code shared through the registry")
+            }
+            Err(e) => {
+                tracing::warn!(target: "wedge::fleet", module = %digest, "cannot share compiled code: {e}")
+            }
+        }
+    }
+}
+
 impl Desired {
     /// Whether the deployment names `label`.
     fn names(&self, label: &str) -> bool {

@@ -73,6 +73,15 @@ impl ModuleCache {
         Self { root, dir }
     }
 
+    /// The engine's name, [`engine_dir_name`]: the same for every node whose
+    /// compiled code this node can load.
+    pub fn engine_name(&self) -> &str {
+        self.dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
     /// Where the entry for `sha256` lives.
     pub fn path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.cwasm"))

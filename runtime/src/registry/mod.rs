@@ -21,6 +21,7 @@ pub mod lastgood;
 mod load;
 pub mod loader;
 mod natural;
+pub mod shared;
 pub mod watcher;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -37,6 +38,7 @@ use crate::telemetry::Telemetry;
 use cache::ModuleCache;
 use compiler::Compiler;
 use lastgood::{LastGood, Record, RecordedVersion};
+use shared::SharedCode;
 
 pub use loader::LoadError;
 pub use natural::natural_cmp;
@@ -44,6 +46,9 @@ pub use natural::natural_cmp;
 /// The file that marks `functions/<name>/` as the fleet's (see
 /// [`crate::fleet`]): its deployment comes from the fleet's desired state.
 pub const FLEET_MARKER: &str = "fleet.json";
+
+/// How long a compile waits for another node's code before compiling itself.
+const SHARED_CODE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Modules remembered as refused (did not compile or link), so a bad file is
 /// not compiled again at every reload.
@@ -111,6 +116,8 @@ pub struct Registry {
     refused: Mutex<lru::LruCache<String, LoadError>>,
     /// Modules being compiled now, by sha256, with the functions waiting for each.
     compiling: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Where compiled code is shared with other nodes, in a fleet.
+    shared: std::sync::OnceLock<Arc<dyn SharedCode>>,
 }
 
 /// One function's outcome in a reload.
@@ -150,7 +157,13 @@ impl Registry {
                 NonZeroUsize::new(REFUSED_REMEMBERED).expect("non-zero"),
             )),
             compiling: Mutex::default(),
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shares compiled code through `shared` from now on.
+    pub fn share_compiled(&self, shared: Arc<dyn SharedCode>) {
+        let _ = self.shared.set(shared);
     }
 
     /// The directory functions live in.
@@ -364,7 +377,15 @@ impl Registry {
         waiting
     }
 
+    /// Compiles `bytes` into the cache, unless another node shared the code.
     async fn compile_into_cache(&self, bytes: &Arc<[u8]>, sha256: &str) -> Result<(), LoadError> {
+        let shared = self.shared.get().cloned();
+        let engine = self.cache.engine_name().to_string();
+        if let Some(shared) = &shared
+            && self.take_shared(shared.as_ref(), sha256, &engine).await
+        {
+            return Ok(());
+        }
         let tmp = self
             .cache
             .temp_path(sha256)
@@ -372,7 +393,46 @@ impl Registry {
         self.compiler.compile(bytes.clone(), &tmp).await?;
         self.cache
             .commit(&tmp, sha256)
-            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))
+            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
+        if let Some(shared) = shared {
+            let (path, sha256) = (self.cache.path(sha256), sha256.to_string());
+            tokio::spawn(async move {
+                if let Ok(code) = tokio::fs::read(&path).await {
+                    shared.offer(&sha256, &engine, code).await;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts the code another node compiled from `sha256` into the cache, if
+    /// it was shared and loads on this engine; whether it did.
+    async fn take_shared(&self, shared: &dyn SharedCode, sha256: &str, engine: &str) -> bool {
+        let Ok(Some(code)) =
+            tokio::time::timeout(SHARED_CODE_WAIT, shared.fetch(sha256, engine)).await
+        else {
+            return false;
+        };
+        let Ok(tmp) = self.cache.temp_path(sha256) else {
+            return false;
+        };
+        let written =
+            tokio::fs::write(&tmp, &code).await.is_ok() && self.cache.commit(&tmp, sha256).is_ok();
+        if !written {
+            let _ = std::fs::remove_file(&tmp);
+            return false;
+        }
+        match self.cache.load(&self.engine, sha256) {
+            Some(Ok(_)) => {
+                tracing::info!(target: "wedge::registry", sha256 = %&sha256[..12.min(sha256.len())], size = code.len(), "took code another node compiled");
+                true
+            }
+            _ => {
+                tracing::warn!(target: "wedge::registry", sha256 = %sha256, "shared compiled code does not load here; compiling instead");
+                let _ = std::fs::remove_file(self.cache.path(sha256));
+                false
+            }
+        }
     }
 
     /// Checks that `bytes` would load as a version: size, imports, compilation
