@@ -152,12 +152,24 @@ pub async fn idle_connections_are_closed() {
             .await
             .is_some()
     );
-    assert!(
-        n.metric(r#"wedge_connections_closed_total{reason="idle"}"#)
+    // A connection is counted once its task has finished, just after the
+    // client sees it closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let closed = n
+            .metric(r#"wedge_connections_closed_total{reason="idle"}"#)
             .await
-            .unwrap()
-            >= (count + 1) as f64
-    );
+            .unwrap();
+        if closed >= (count + 1) as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{closed} connections counted as closed for being idle, of {}",
+            count + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(get_status(n.addr(), "/hello").await, 200);
 }
 

@@ -8,6 +8,8 @@
 //! - `fleet`: reservations on one hot SKU, from one node on sled (`sync`)
 //!   and from three nodes sharing it through a three-member etcd, without
 //!   and with escrow (blocks of 1000), each node loaded by its own wrk.
+//! - `deploy` (not in `all`): fleet deploys timed to the last node serving,
+//!   with and without compiled code shared ([`crate::deploys`]).
 //!
 //! Every target runs for the whole run; each round measures all of them in
 //! turn, hyper first. The machine's speed drifts between minutes (hyper alone
@@ -56,6 +58,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     {
         o.scenario = it.next().unwrap().clone();
     }
+    // Deploys are timed one by one, not by wrk: twenty of them by default.
+    if o.scenario == "deploy" {
+        o.rounds = 20;
+    }
     while let Some(flag) = it.next() {
         let value = it
             .next()
@@ -87,6 +93,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 pub fn bench(args: &[String]) -> Result<(), String> {
     let options = parse_options(args)?;
+    if options.scenario == "deploy" {
+        run(cargo().args(["build", "--locked", "--release", "--package", "wedge"]))?;
+        return crate::deploys::bench(options.rounds);
+    }
     let scenarios: &[&str] = match options.scenario.as_str() {
         "hello" => &["hello"],
         "inventory" => &["inventory"],
@@ -95,7 +105,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "all" => &["hello", "inventory", "fifty", "fleet"],
         other => {
             return Err(format!(
-                "unknown scenario {other} (hello, inventory, fifty, fleet, all)"
+                "unknown scenario {other} (hello, inventory, fifty, fleet, all, deploy)"
             ));
         }
     };
@@ -393,6 +403,18 @@ pub(crate) fn start_configured(
     tables: &str,
     extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
 ) -> Result<(Server, u16), String> {
+    start_with_admin(binary, name, server, store, tables, extra).map(|(s, port, _)| (s, port))
+}
+
+/// Like [`start_configured`]; also returns the admin API's port.
+pub(crate) fn start_with_admin(
+    binary: &std::path::Path,
+    name: &str,
+    server: &str,
+    store: &str,
+    tables: &str,
+    extra: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(Server, u16, u16), String> {
     let port = free_port()?;
     let dir = root().join("target/bench").join(name);
     let _ = std::fs::remove_dir_all(dir.join("data"));
@@ -418,7 +440,7 @@ pub(crate) fn start_configured(
             .spawn()
             .map_err(|e| format!("cannot start wedge: {e}"))?,
     );
-    Ok((server, port))
+    Ok((server, port, admin))
 }
 
 /// Seeds sku-1..=sku-1000 with more stock than any run can take.

@@ -10,6 +10,7 @@
 //!   [`fleet`] holds the parts of its three-node scenario.
 
 mod bench;
+mod deploys;
 mod fleet;
 mod layout;
 

@@ -1,5 +1,6 @@
-//! Wasm modules made for a test: ones that take the compiler long, and copies
-//! of a module that differ only in a custom section.
+//! Synthetic wasm modules for wedge's tests and benchmarks: ones that take
+//! the compiler long, and copies of a module that differ only in a custom
+//! section.
 
 fn leb(mut n: usize, out: &mut Vec<u8>) {
     loop {
