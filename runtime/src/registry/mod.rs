@@ -47,6 +47,17 @@ pub use natural::natural_cmp;
 /// [`crate::fleet`]): its deployment comes from the fleet's desired state.
 pub const FLEET_MARKER: &str = "fleet.json";
 
+/// When code a node compiled is offered to the others.
+#[derive(Debug, Clone, Copy)]
+enum Offer {
+    /// Before the compile counts as done: a module checked before a fleet
+    /// deploy is shared before the fleet hears of it, so no node compiles it
+    /// again.
+    First,
+    /// In the background: the node's own swap does not wait for the upload.
+    Meanwhile,
+}
+
 /// How long a compile waits for another node's code before compiling itself.
 const SHARED_CODE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -359,7 +370,9 @@ impl Registry {
     /// failure.
     pub async fn compile(&self, job: &CompileJob) -> BTreeSet<String> {
         let started = std::time::Instant::now();
-        let result = self.compile_into_cache(&job.bytes, &job.sha256).await;
+        let result = self
+            .compile_into_cache(&job.bytes, &job.sha256, Offer::Meanwhile)
+            .await;
         let waiting = lock(&self.compiling)
             .remove(&job.sha256)
             .unwrap_or_default();
@@ -377,8 +390,14 @@ impl Registry {
         waiting
     }
 
-    /// Compiles `bytes` into the cache, unless another node shared the code.
-    async fn compile_into_cache(&self, bytes: &Arc<[u8]>, sha256: &str) -> Result<(), LoadError> {
+    /// Compiles `bytes` into the cache, unless another node shared the code;
+    /// offers what it compiles as `offer` says.
+    async fn compile_into_cache(
+        &self,
+        bytes: &Arc<[u8]>,
+        sha256: &str,
+        offer: Offer,
+    ) -> Result<(), LoadError> {
         let shared = self.shared.get().cloned();
         let engine = self.cache.engine_name().to_string();
         if let Some(shared) = &shared
@@ -396,11 +415,15 @@ impl Registry {
             .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
         if let Some(shared) = shared {
             let (path, sha256) = (self.cache.path(sha256), sha256.to_string());
-            tokio::spawn(async move {
+            let offered = async move {
                 if let Ok(code) = tokio::fs::read(&path).await {
                     shared.offer(&sha256, &engine, code).await;
                 }
-            });
+            };
+            match offer {
+                Offer::First => offered.await,
+                Offer::Meanwhile => drop(tokio::spawn(offered)),
+            }
         }
         Ok(())
     }
@@ -436,8 +459,8 @@ impl Registry {
     }
 
     /// Checks that `bytes` would load as a version: size, imports, compilation
-    /// (into the cache, so the reload that follows does not compile again) and
-    /// linking.
+    /// (into the cache, so the reload that follows does not compile again, and
+    /// in a fleet offered to the other nodes before this returns) and linking.
     pub async fn validate(&self, bytes: Arc<[u8]>) -> Result<(), LoadError> {
         let max = self.config.functions.max_module_size.0;
         if bytes.len() as u64 > max {
@@ -452,7 +475,8 @@ impl Registry {
             return Err(e.clone());
         }
         if !self.cache.contains(&sha256) {
-            self.compile_into_cache(&bytes, &sha256).await?;
+            self.compile_into_cache(&bytes, &sha256, Offer::First)
+                .await?;
         }
         match self.cache.load(&self.engine, &sha256) {
             Some(Ok(module)) => loader::link(&self.engine, &module, imports).map(|_| ()),
