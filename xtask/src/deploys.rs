@@ -107,7 +107,11 @@ fn start_fleet(endpoints: &[String], registry: &str, share: bool) -> Result<Flee
             "workers = 1\n",
             "",
             &tables,
-            |_| Ok(()),
+            // A fresh node: nothing left from an earlier run to compile at start.
+            |functions| match std::fs::remove_dir_all(functions.join("big")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
         )?;
         servers.push(server);
         admins.push(format!("127.0.0.1:{admin}"));
