@@ -29,6 +29,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, EventType, WatchOptions};
 
 use crate::config::{ClusterConfig, Deployment};
+pub(crate) use crate::kv::replay::now_ms;
 use crate::source::{Change, Sender};
 use desired::{Desired, DesiredError, Module};
 use oci::{OciError, Registry};
@@ -77,12 +78,6 @@ pub struct Fleet {
     /// Per function: how far this node is behind. Keyed by the functions in
     /// etcd's desired state, which operators write.
     progress: Mutex<BTreeMap<String, Progress>>,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Fleet {

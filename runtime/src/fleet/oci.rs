@@ -16,6 +16,7 @@ use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
 use crate::config::ClusterConfig;
+use crate::kv::store::hex;
 
 /// The media type of a layer of compiled code.
 const COMPILED_LAYER_MEDIA_TYPE: &str = "application/vnd.wedge.compiled.v1";
@@ -52,10 +53,6 @@ pub struct Registry {
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A tag from free text: what the OCI grammar allows, at most 128 characters.
@@ -122,6 +119,20 @@ impl Registry {
         }
     }
 
+    /// Pushes one artifact of `layer` and `config`, tagged `tag`.
+    async fn push(&self, tag: &str, layer: ImageLayer, config: Config) -> Result<(), OciError> {
+        let reference = self.reference(tag)?;
+        tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.client
+                .push(&reference, &[layer], config, &self.auth, None),
+        )
+        .await
+        .map_err(|_| self.error("push timed out"))?
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     /// Pushes `module`, tagged `<function>.<label>`; returns its digest.
     pub async fn push_module(
         &self,
@@ -132,15 +143,8 @@ impl Registry {
         let digest = digest_of(module);
         let layer = ImageLayer::new(module.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None);
         let config = Config::new(b"{}".to_vec(), WASM_CONFIG_MEDIA_TYPE.into(), None);
-        let reference = self.reference(&tag(&format!("{function}.{label}")))?;
-        tokio::time::timeout(
-            CALL_TIMEOUT,
-            self.client
-                .push(&reference, &[layer], config, &self.auth, None),
-        )
-        .await
-        .map_err(|_| self.error("push timed out"))?
-        .map_err(|e| self.error(e))?;
+        self.push(&tag(&format!("{function}.{label}")), layer, config)
+            .await?;
         Ok(digest)
     }
 
@@ -198,16 +202,8 @@ impl Registry {
             "application/vnd.wedge.compiled.config.v1+json".into(),
             None,
         );
-        let reference = self.reference(&Self::compiled_tag(digest, engine))?;
-        tokio::time::timeout(
-            CALL_TIMEOUT,
-            self.client
-                .push(&reference, &[layer], config, &self.auth, None),
-        )
-        .await
-        .map_err(|_| self.error("push timed out"))?
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        self.push(&Self::compiled_tag(digest, engine), layer, config)
+            .await
     }
 
     /// The code `engine` compiled from module `digest`, when some node pushed it.
