@@ -207,6 +207,14 @@ pub struct FleetPushed {
     pub deployment: Deployment,
 }
 
+/// A function taken out of the fleet (`DELETE /v1/fleet/functions/{name}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetRemoved {
+    pub function: String,
+    /// The desired state's revision after the delete.
+    pub revision: i64,
+}
+
 /// A fleet deployment change, promote or rollback: what is desired now.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FleetDeployment {

@@ -13,8 +13,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    DeploymentReply, ErrorBody, FleetDeployment, FleetPushed, FleetState, FunctionList,
-    FunctionState, ReclaimReply, Stored, Uploaded,
+    DeploymentReply, ErrorBody, FleetDeployment, FleetPushed, FleetRemoved, FleetState,
+    FunctionList, FunctionState, ReclaimReply, Stored, Uploaded,
 };
 use crate::config::Deployment;
 
@@ -179,6 +179,12 @@ impl AdminClient {
         let path = format!("/v1/fleet/functions/{name}/deployment");
         self.json(Method::PUT, &path, serde_json::to_vec(deployment)?.into())
             .await
+    }
+
+    /// Takes `name` out of the fleet.
+    pub async fn fleet_remove(&self, name: &str) -> anyhow::Result<FleetRemoved> {
+        let path = format!("/v1/fleet/functions/{name}");
+        self.json(Method::DELETE, &path, Bytes::new()).await
     }
 
     /// A key's value, or `None`.

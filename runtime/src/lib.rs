@@ -26,7 +26,7 @@
 //!   compiles in child processes, the module cache, the remembered last good state,
 //!   and the functions directory's watcher.
 //! - [`source`]: the channel every source of change (the directory watcher,
-//!   finished compiles) feeds the control loop through.
+//!   the fleet's desired state, finished compiles) feeds the control loop through.
 //! - [`control`]: the control loop: reload and swap, one swap at a time, for
 //!   every source of change.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.

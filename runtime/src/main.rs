@@ -83,6 +83,18 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Take a function out of the fleet: every node stops serving it and
+    /// removes its directory. (On a single node, remove functions/<name>.)
+    Remove {
+        /// The function's name.
+        name: String,
+        /// From every node of the fleet (required: one node's functions
+        /// directory is the operator's own).
+        #[arg(long)]
+        fleet: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Show every function: route, versions, traffic, counts, last error.
     Status {
         /// Print the admin API's JSON instead of a table.
@@ -179,6 +191,19 @@ fn main() -> ExitCode {
         }),
         Command::Rollback { name, fleet, admin } => with_admin(&admin, |c| async move {
             print_deployment(&name, &c.action(&name, "rollback", fleet).await?);
+            Ok(())
+        }),
+        Command::Remove {
+            fleet: false, name, ..
+        } => Err(anyhow::anyhow!(
+            "without --fleet there is nothing to remove remotely: on a single node, delete functions/{name}"
+        )),
+        Command::Remove { name, admin, .. } => with_admin(&admin, |c| async move {
+            let removed = c.fleet_remove(&name).await?;
+            println!(
+                "removed {name} from the fleet (revision {})",
+                removed.revision
+            );
             Ok(())
         }),
         Command::Status {

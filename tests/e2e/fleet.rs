@@ -38,7 +38,19 @@ async fn version_at(n: &Node, path: &str, headers: &[(&str, &str)]) -> Option<St
 
 /// Waits until every node serves `deployment` (stable, canary, share) for `function`.
 async fn wait_serving(nodes: &[Node], function: &str, stable: &str, canary: Option<(&str, u8)>) {
+    let nodes: Vec<&Node> = nodes.iter().collect();
     let deadline = Instant::now() + Duration::from_secs(30);
+    serving_by(&nodes, function, (stable, canary), deadline).await;
+}
+
+/// Waits until every node serves `stable` and `canary` for `function`, and
+/// fails the test if that takes past `deadline`.
+async fn serving_by(
+    nodes: &[&Node],
+    function: &str,
+    (stable, canary): (&str, Option<(&str, u8)>),
+    deadline: Instant,
+) {
     loop {
         let mut all = true;
         for n in nodes {
@@ -66,7 +78,7 @@ async fn wait_serving(nodes: &[Node], function: &str, stable: &str, canary: Opti
         }
         assert!(
             Instant::now() < deadline,
-            "not every node serves {function} {stable} {canary:?}"
+            "not every node serves {function} {stable} {canary:?} in time"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -160,6 +172,24 @@ pub async fn a_fleet_deploy_reaches_every_node_with_one_canary_split() {
         );
     }
     assert!(!status.contains("LAGGING"), "{status}");
+
+    // Taken out of the fleet, the function leaves every node.
+    let out = cli_ok(&nodes[1], &["remove", "hello", "--fleet"]);
+    assert!(out.contains("removed hello from the fleet"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in &nodes {
+        while n.get("/hello").await.status != 404 {
+            assert!(Instant::now() < deadline, "a node still serves hello");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!n.dir().join("functions/hello").exists());
+    }
+    let again = nodes[0].cli(&["remove", "hello", "--fleet"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && err.contains("no function `hello` in the fleet"),
+        "{err}"
+    );
 }
 
 /// Requests `count` times, spread over `nodes` in turn; how many failed.
@@ -239,26 +269,8 @@ pub async fn a_failing_canary_is_rolled_back_fleet_wide_when_the_judge_dies() {
     let killed = Instant::now();
     let alive: Vec<&Node> = (0..3).filter(|&i| i != dead).map(|i| &nodes[i]).collect();
     spread(&alive, "/r", 60).await;
-    let deadline = killed + WINDOW;
-    loop {
-        let mut rolled = true;
-        for n in &alive {
-            let reply = n
-                .admin(Method::GET, "/v1/functions", None, Bytes::new())
-                .await;
-            let list: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-            let d = &list["functions"][0]["deployment"];
-            rolled &= d["stable"] == "v1" && d["canary_percent"] == 0;
-        }
-        if rolled {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the canary was not rolled back within its window"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Rolled back within the canary's window of the judge's death.
+    serving_by(&alive, "r", ("v1", None), killed + WINDOW).await;
     let now = judge(alive[0]).await;
     assert_ne!(now, elected, "another node took over as judge");
 

@@ -70,6 +70,7 @@ impl AdminError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Fleet(FleetError::Desired(DesiredError::Contended(_))) => StatusCode::CONFLICT,
+            Self::Fleet(FleetError::Desired(DesiredError::Missing(_))) => StatusCode::NOT_FOUND,
             Self::Fleet(_) => StatusCode::BAD_GATEWAY,
         }
     }

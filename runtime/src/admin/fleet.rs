@@ -62,6 +62,13 @@ pub async fn route(
                 deployment: desired.deployment,
             }))
         }
+        (&Method::DELETE, ["functions", name]) => {
+            let revision = fleet.retire(name).await?;
+            Ok(ok(&api::FleetRemoved {
+                function: name.to_string(),
+                revision,
+            }))
+        }
         (&Method::PUT, ["functions", name, "config"]) => {
             let text = body(req, MAX_BODY).await?;
             let text = String::from_utf8(text.to_vec())

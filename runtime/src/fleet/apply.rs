@@ -67,8 +67,10 @@ pub async fn apply(
     };
     let previous = match had {
         (true, None) => return Err(ApplyError::NotOurs(name.into())),
-        (_, marker) => marker.unwrap_or_default(),
+        (_, marker) => marker,
     };
+    let fresh = previous.is_none();
+    let previous = previous.unwrap_or_default();
     // Modules first: whatever the directory lacks, pulled and checked.
     let mut modules = Vec::new();
     for (label, module) in &desired.versions {
@@ -97,13 +99,14 @@ pub async fn apply(
             .map(|(l, m)| (l.clone(), m.digest.clone()))
             .collect(),
     };
-    tokio::task::spawn_blocking(move || write_all(&dir, modules, &desired, &marker))
+    tokio::task::spawn_blocking(move || write_all(&dir, fresh, modules, &desired, &marker))
         .await
         .map_err(|e| ApplyError::Write(PathBuf::new(), std::io::Error::other(e)))?
 }
 
 fn write_all(
     dir: &Path,
+    fresh: bool,
     modules: Vec<(PathBuf, Vec<u8>)>,
     desired: &Desired,
     marker: &Marker,
@@ -113,11 +116,15 @@ fn write_all(
         move |e| ApplyError::Write(path, e)
     };
     std::fs::create_dir_all(dir).map_err(failed(dir))?;
-    // The marker first: from now on the directory is the fleet's, even if
-    // this stops half-way. Until the end it records nothing as written, so
-    // an apply cut short is checked file by file the next time.
+    // A new directory is marked first: from now on it is the fleet's, even if
+    // this stops half-way. An empty marker records nothing as written, and an
+    // old one records only what is still true until the new one replaces it
+    // (a module whose digest changes is replaced whole), so an apply cut
+    // short is checked file by file the next time.
     let marker_path = dir.join(MARKER);
-    write_json(&marker_path, &Marker::default()).map_err(failed(&marker_path))?;
+    if fresh {
+        write_json(&marker_path, &Marker::default()).map_err(failed(&marker_path))?;
+    }
     for (path, bytes) in modules {
         write_atomically(&path, &bytes).map_err(failed(&path))?;
     }
@@ -135,7 +142,9 @@ fn write_all(
         }
     }
     write_deployment(dir, &desired.deployment).map_err(failed(&dir.join("deployment.toml")))?;
-    // Versions the desired state dropped.
+    write_json(&marker_path, marker).map_err(failed(&marker_path))?;
+    // Versions the desired state dropped; one left behind by a stop here is
+    // removed by the next apply.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
@@ -148,7 +157,7 @@ fn write_all(
             }
         }
     }
-    write_json(&marker_path, marker).map_err(failed(&marker_path))
+    Ok(())
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {

@@ -97,6 +97,9 @@ pub enum DesiredError {
     /// The change itself was refused.
     #[error("{0}")]
     Refused(String),
+    /// The fleet has no function of this name.
+    #[error("no function `{0}` in the fleet")]
+    Missing(String),
 }
 
 /// Reads function `name`'s desired state.
@@ -166,6 +169,16 @@ pub async fn update(
         }
     }
     Err(DesiredError::Contended(name.into()))
+}
+
+/// Deletes function `name`'s desired state; every node then removes the
+/// function. Returns the revision of the delete.
+pub async fn delete(client: &Client, prefix: &str, name: &str) -> Result<i64, DesiredError> {
+    let deleted = client.kv_client().delete(key(prefix, name), None).await?;
+    match deleted.deleted() {
+        0 => Err(DesiredError::Missing(name.into())),
+        _ => Ok(deleted.header().map_or(0, |h| h.revision())),
+    }
 }
 
 #[cfg(test)]

@@ -308,9 +308,7 @@ impl Fleet {
         change: impl Fn(&Desired) -> Result<Deployment, String>,
     ) -> Result<(Desired, i64), FleetError> {
         let written = desired::update(&self.client, &self.prefix, name, |current| {
-            let mut next = current.ok_or_else(|| {
-                DesiredError::Refused(format!("no function `{name}` in the fleet"))
-            })?;
+            let mut next = existing(current, name)?;
             let deployment = change(&next).map_err(DesiredError::Refused)?;
             deployment.check().map_err(DesiredError::Refused)?;
             for label in std::iter::once(&deployment.stable).chain(&deployment.canary) {
@@ -340,17 +338,21 @@ impl Fleet {
         function_toml: String,
     ) -> Result<(Desired, i64), FleetError> {
         let written = desired::update(&self.client, &self.prefix, name, |current| {
-            let mut next = current.ok_or_else(|| {
-                DesiredError::Refused(format!(
-                    "no function `{name}` in the fleet: push a version first"
-                ))
-            })?;
+            let mut next = existing(current, name)?;
             next.function_toml = function_toml.clone();
             next.reason = reason.to_string();
             Ok(next)
         })
         .await?;
         Ok(written)
+    }
+
+    /// Takes `name` out of the fleet: every node stops serving it and removes
+    /// its directory. Its modules stay in the registry. Returns the revision.
+    pub async fn retire(&self, name: &str) -> Result<i64, FleetError> {
+        let revision = desired::delete(&self.client, &self.prefix, name).await?;
+        tracing::info!(target: "wedge::fleet", function = %name, revision, "removed from the fleet's desired state");
+        Ok(revision)
     }
 
     /// Every function's desired state, with its revision.
@@ -443,6 +445,11 @@ impl crate::registry::shared::SharedCode for Fleet {
             }
         }
     }
+}
+
+/// The desired state a change applies to; only a push creates one.
+fn existing(current: Option<Desired>, name: &str) -> Result<Desired, DesiredError> {
+    current.ok_or_else(|| DesiredError::Missing(name.into()))
 }
 
 impl Desired {

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -222,12 +223,22 @@ impl Registry {
         .map_err(|_| self.error("pull timed out"))?;
         match pulled {
             Ok(image) => Ok(image.layers.into_iter().next().map(|l| l.data.to_vec())),
-            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
-                Ok(None)
-            }
-            Err(e) if e.to_string().contains("MANIFEST_UNKNOWN") => Ok(None),
+            Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(self.error(e)),
         }
+    }
+}
+
+/// Whether the registry said it holds no such manifest (or repository).
+fn not_found(e: &OciDistributionError) -> bool {
+    use oci_client::errors::OciErrorCode::{ManifestUnknown, NameUnknown, NotFound};
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, ManifestUnknown | NameUnknown | NotFound)),
+        _ => false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{GetOptions, PutOptions};
+use etcd_client::{GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 
 use super::{Fleet, FleetError, now_ms};
 use crate::api::{NodeFunction, NodeReport, NodeVersion};
@@ -19,6 +19,16 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a report outlives its node.
 const REPORT_TTL_SECS: i64 = 5;
+
+/// How long one report may take before the node gives up on its lease.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The lease a node's report lives under, and its keep-alive stream.
+struct ReportLease {
+    id: i64,
+    keeper: LeaseKeeper,
+    stream: LeaseKeepAliveStream,
+}
 
 /// The window reported for a function without `auto_rollback`.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -92,33 +102,47 @@ impl Fleet {
         loop {
             every.tick().await;
             let report = self.report(&app, &region);
-            if let Err(e) = self.put_report(&key, &report, &mut lease).await {
+            // A keep-alive stream has no deadline of its own.
+            let put =
+                tokio::time::timeout(REPORT_TIMEOUT, self.put_report(&key, &report, &mut lease));
+            let failed = match put.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("etcd did not answer in time".to_string()),
+            };
+            if let Some(e) = failed {
                 lease = None;
                 tracing::debug!(target: "wedge::fleet", "cannot report to the fleet: {e}");
             }
         }
     }
 
+    /// Puts `report` under the node's lease, kept alive on one stream, or
+    /// under a new lease when the old one expired.
     async fn put_report(
         &self,
         key: &str,
         report: &NodeReport,
-        lease: &mut Option<i64>,
+        lease: &mut Option<ReportLease>,
     ) -> Result<(), FleetError> {
         let mut client = self.client.clone();
-        let id = match *lease {
-            Some(id) => {
+        let alive = match lease.as_mut() {
+            Some(l) => {
+                l.keeper.keep_alive().await?;
                 // A lease that expired meanwhile answers with a TTL of 0.
-                let (mut keeper, mut stream) = client.lease_keep_alive(id).await?;
-                keeper.keep_alive().await?;
-                match stream.message().await? {
-                    Some(r) if r.ttl() > 0 => id,
-                    _ => client.lease_grant(REPORT_TTL_SECS, None).await?.id(),
-                }
+                matches!(l.stream.message().await?, Some(r) if r.ttl() > 0)
             }
-            None => client.lease_grant(REPORT_TTL_SECS, None).await?.id(),
+            None => false,
         };
-        *lease = Some(id);
+        let id = match lease.as_ref().filter(|_| alive) {
+            Some(l) => l.id,
+            None => {
+                let id = client.lease_grant(REPORT_TTL_SECS, None).await?.id();
+                let (keeper, stream) = client.lease_keep_alive(id).await?;
+                *lease = Some(ReportLease { id, keeper, stream });
+                id
+            }
+        };
         let text = serde_json::to_vec(report).expect("a report serializes");
         client
             .put(key, text, Some(PutOptions::new().with_lease(id)))
