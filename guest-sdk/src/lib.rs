@@ -20,6 +20,7 @@
 //! Build it with `cargo build --release --target wasm32-wasip1` and drop the
 //! `.wasm` into `functions/<name>/v1.wasm`.
 
+pub mod http;
 pub mod kv;
 mod request;
 mod response;

@@ -14,6 +14,7 @@ use wedge::function::{Settings, Version};
 use wedge::instance::{self, Invocation};
 use wedge::kv::KvCtx;
 use wedge::kv::sled::SledBackend;
+use wedge::outbound::OutboundCtx;
 use wedge::registry::loader;
 use wedge::stdio::GuestLog;
 use wedge::telemetry::Telemetry;
@@ -46,6 +47,7 @@ fn request_path(c: &mut Criterion) {
         max_response: 16 << 20,
         kv: vec!["hello".to_string()].into(),
         env: Vec::new(),
+        outbound: None,
     };
     let store_dir = tempfile::tempdir().unwrap();
     let kv = Arc::new(
@@ -84,6 +86,12 @@ fn request_path(c: &mut Criterion) {
                 log: GuestLog::new(function.clone(), label.clone(), id.clone()),
                 deadline: tokio::time::Instant::now() + settings.timeout,
                 kv: KvCtx::new(kv.clone(), settings.kv.clone(), telemetry.clone()),
+                outbound: OutboundCtx::new(
+                    None,
+                    function.clone(),
+                    telemetry.clone(),
+                    tokio::time::Instant::now() + settings.timeout,
+                ),
             };
             let (response, _) =
                 runtime.block_on(instance::run(&engine, &version, &settings, invocation));

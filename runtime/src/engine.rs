@@ -19,6 +19,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use crate::config::MAX_MEMORY;
 use crate::guest_io::{self, GuestIo};
 use crate::kv::{self, KvCtx};
+use crate::outbound::{self, OutboundCtx};
 
 /// How often the epoch advances. A running guest yields to the async executor at
 /// every tick, so a busy guest holds a worker thread for at most this long.
@@ -41,16 +42,19 @@ pub struct Host {
     pub limits: GuestLimits,
     /// The key-value stores this request may open.
     pub kv: KvCtx,
+    /// The request's calls to its origins.
+    pub outbound: OutboundCtx,
 }
 
 impl Host {
     /// The state of one request.
-    pub fn new(io: GuestIo, limits: GuestLimits, kv: KvCtx) -> Self {
+    pub fn new(io: GuestIo, limits: GuestLimits, kv: KvCtx, outbound: OutboundCtx) -> Self {
         Self {
             io,
             wasi: None,
             limits,
             kv,
+            outbound,
         }
     }
 
@@ -157,6 +161,7 @@ impl WasmEngine {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, Host::wasi)?;
         guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
         kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
+        outbound::host::add_to_linker(&mut linker, |host: &mut Host| &mut host.outbound)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;

@@ -10,6 +10,7 @@ use wasmtime::{InstancePre, ModuleExport};
 
 use crate::config::{Deployment, RolloutConfig};
 use crate::engine::Host;
+use crate::outbound::OriginClient;
 use crate::telemetry::VersionStats;
 
 /// One `functions/<name>/` directory, loaded. Immutable: a change builds a new one.
@@ -81,6 +82,8 @@ pub struct Settings {
     pub kv: Arc<[String]>,
     /// Static environment, in file order.
     pub env: Vec<(String, String)>,
+    /// The function's way to its origins; none with an empty `outbound` list.
+    pub outbound: Option<Arc<OriginClient>>,
 }
 
 /// One compiled `<label>.wasm`. Shared between snapshots while its bytes are

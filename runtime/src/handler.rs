@@ -19,6 +19,7 @@ use crate::function::{Function, Version};
 use crate::instance::{self, Invocation, RunError, Timing};
 use crate::kv::{Backend, KvCtx};
 use crate::lanes;
+use crate::outbound::OutboundCtx;
 use crate::peers::Peers;
 use crate::request_id::request_id;
 use crate::rollout;
@@ -230,6 +231,7 @@ impl App {
             total_us = total.as_micros() as u64,
             instantiate_us = served.timing.instantiate.as_micros() as u64,
             guest_us = served.timing.guest.as_micros() as u64,
+            outbound_us = served.timing.outbound.as_micros() as u64,
         );
         // Let the lane's other ready requests run their guests before this
         // response is written: a busy lane then writes its responses in a burst,
@@ -295,6 +297,12 @@ impl App {
             ),
             deadline,
             kv: self.kv_ctx(function, parts),
+            outbound: OutboundCtx::new(
+                function.settings.outbound.clone(),
+                function.name.clone(),
+                self.telemetry.clone(),
+                deadline,
+            ),
         };
         let (result, timing) =
             instance::run(&self.engine, &version, &function.settings, invocation).await;

@@ -12,6 +12,7 @@ use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
 use crate::function::{Settings, Version};
 use crate::guest_io::{CStrings, GuestIo};
 use crate::kv::KvCtx;
+use crate::outbound::OutboundCtx;
 use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
 use crate::telemetry::TrapKind;
 use crate::wagi::{self, GuestResponse, MalformedResponse};
@@ -30,6 +31,8 @@ pub struct Invocation {
     pub deadline: Instant,
     /// The key-value stores the function may open.
     pub kv: KvCtx,
+    /// The request's calls to its origins.
+    pub outbound: OutboundCtx,
 }
 
 /// Why a run produced no response to send.
@@ -59,8 +62,10 @@ pub enum RunError {
 pub struct Timing {
     /// Creating the instance.
     pub instantiate: Duration,
-    /// Running `_start`.
+    /// Running `_start`, outbound calls included.
     pub guest: Duration,
+    /// Waiting on outbound calls.
+    pub outbound: Duration,
 }
 
 /// Runs `version` for one request in a fresh instance.
@@ -81,7 +86,7 @@ pub async fn run(
     };
     let mut store = Store::new(
         engine.engine(),
-        Host::new(io, GuestLimits::new(settings.memory), inv.kv),
+        Host::new(io, GuestLimits::new(settings.memory), inv.kv, inv.outbound),
     );
     store.limiter(|host| &mut host.limits);
     // Every tick the guest yields to the executor; the timeout below does the rest.
@@ -111,6 +116,7 @@ pub async fn run(
     .await;
     timing.guest = started.elapsed().saturating_sub(timing.instantiate);
     let host = store.into_data();
+    timing.outbound = host.outbound.spent();
     let memory_exceeded = host.limits.exceeded();
     let overflowed = host.io.stdout.overflowed();
     let output = host.io.stdout.into_bytes();

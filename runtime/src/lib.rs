@@ -38,6 +38,9 @@
 //! - [`kv`]: the `wedge` host module: key-value stores on sled (group commit,
 //!   recovery from storage errors) or on etcd (transactions with op records,
 //!   escrow blocks of hot counters sold from a local ledger).
+//! - [`outbound`]: the `wedge` module's outbound HTTP: the allow-list on URLs
+//!   and resolved addresses, pooled connections per function, the DNS cache,
+//!   TLS, and each request's open responses.
 //! - [`fleet`]: fleet rollouts: the desired state in etcd, modules in an OCI
 //!   registry, each node following them into its functions directory.
 //! - [`error`]: statuses the host answers with itself.
@@ -48,7 +51,8 @@
 //!
 //! Modules depend on each other one way, and `cargo xtask layout` fails CI on
 //! a cycle. At the bottom are `config`, `metrics`, `telemetry` and `source`. Above them
-//! sit `kv`, `guest_io`, `wagi` and `engine`, then `function`. `instance`,
+//! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
+//! `guest_io`, `wagi` and `engine`, then `function`. `instance`,
 //! `router` and `rollout` read functions, and `registry` builds them into
 //! routing snapshots. `handler` serves a request from a snapshot and `control`
 //! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows
@@ -74,6 +78,7 @@ pub mod kv;
 pub mod lanes;
 pub mod log;
 pub mod metrics;
+pub mod outbound;
 pub mod peers;
 pub mod registry;
 pub mod request_id;
@@ -102,6 +107,7 @@ use crate::handler::{App, Limits};
 use crate::kv::Backend;
 use crate::kv::etcd::EtcdBackend;
 use crate::kv::sled::SledBackend;
+use crate::outbound::Outbound;
 use crate::peers::Peers;
 use crate::registry::{Registry, Reloaded};
 use crate::server::ListenSettings;
@@ -154,10 +160,12 @@ pub async fn serve(
     let _watcher = registry::watcher::watch(config.functions.dir.clone(), changes.clone())
         .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
     let telemetry = Arc::new(Telemetry::default());
+    let outbound = Outbound::new(&config.outbound).context("cannot set up [outbound]")?;
     let registry = Arc::new(Registry::new(
         engine.clone(),
         config.clone(),
         telemetry.clone(),
+        outbound,
         compiler,
     ));
     let (loaded, compiled) = load_functions(&registry).await?;

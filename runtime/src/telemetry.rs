@@ -37,6 +37,9 @@ impl TrapKind {
     }
 }
 
+/// A function and the `outbound` entry one of its calls went through.
+pub type FunctionOrigin = (String, Arc<str>);
+
 /// All the node's request telemetry.
 #[derive(Default)]
 pub struct Telemetry {
@@ -49,6 +52,12 @@ pub struct Telemetry {
     unrouted: StatusCounts,
     /// Key-value operations by store, operation and result.
     kv: CounterVec<(String, &'static str, &'static str)>,
+    /// Outbound calls by function, origin (the `outbound` entry that allowed
+    /// it, so the operator's words, never the guest's) and status (an HTTP
+    /// status or an error's name).
+    outbound: CounterVec<(String, Arc<str>, String)>,
+    /// Outbound call time to the response head, by function and origin.
+    outbound_time: Mutex<BTreeMap<FunctionOrigin, Arc<Histogram>>>,
     /// Client connections: open now, and closed by wedge, by reason.
     pub connections: Arc<Connections>,
 }
@@ -109,6 +118,41 @@ impl Telemetry {
     /// Counts a key-value operation.
     pub fn record_kv(&self, store: &str, op: &'static str, result: &'static str) {
         self.kv.add((store.to_string(), op, result));
+    }
+
+    /// Counts an outbound call of `function` allowed by `origin`.
+    pub fn record_outbound(
+        &self,
+        function: &str,
+        origin: &Arc<str>,
+        status: String,
+        took: Duration,
+    ) {
+        self.outbound
+            .add((function.to_string(), origin.clone(), status));
+        let histogram = self
+            .outbound_time
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((function.to_string(), origin.clone()))
+            .or_default()
+            .clone();
+        histogram.observe(took);
+    }
+
+    /// Outbound calls by function, origin and status.
+    pub fn outbound(&self) -> BTreeMap<(String, Arc<str>, String), u64> {
+        self.outbound.values()
+    }
+
+    /// Outbound call time by function and origin.
+    pub fn outbound_time(&self) -> Vec<(FunctionOrigin, Arc<Histogram>)> {
+        self.outbound_time
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Key-value operations by store, operation and result.

@@ -196,7 +196,7 @@ pub async fn kv_probe() {
     assert_eq!(denied, "open theirs: AccessDenied\n");
     let text = n.get("/probe?store=mine").await.text();
     assert_probe_passes(&text);
-    assert!(text.lines().any(|l| l == "abi: Some(1)"), "{text}");
+    assert!(text.lines().any(|l| l == "abi: Some(2)"), "{text}");
 }
 
 /// Checks the `kv_probe` guest's report: every call of the ABI answered as

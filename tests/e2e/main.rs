@@ -14,6 +14,7 @@ mod kv;
 mod limits;
 mod loading;
 mod observe;
+mod outbound;
 mod requests;
 mod rollout;
 mod shutdown;
@@ -46,6 +47,7 @@ mod tested {
     pub use crate::kv::{kv_abuse, kv_probe};
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
+    pub use crate::outbound::listed_origins_answer_and_nothing_else as fetch;
     pub use crate::swap::{swaps_under_load as swap_a, swaps_under_load as swap_b};
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};
 }

@@ -146,6 +146,34 @@ pub fn render(control: &Control) -> String {
             n,
         );
     }
+    e.family(
+        "wedge_outbound_requests_total",
+        "counter",
+        "Outbound HTTP calls by function, origin (the outbound entry that allowed them) and status (HTTP status, or denied, timeout, connect, tls, too_large, invalid, busy, io).",
+    );
+    for ((function, origin, status), n) in telemetry.outbound() {
+        e.sample(
+            "wedge_outbound_requests_total",
+            &[
+                ("function", &function),
+                ("origin", &origin),
+                ("status", &status),
+            ],
+            n,
+        );
+    }
+    e.family(
+        "wedge_outbound_request_duration_seconds",
+        "histogram",
+        "Outbound HTTP calls: time from sending to the response head.",
+    );
+    for ((function, origin), histogram) in telemetry.outbound_time() {
+        histogram.render(
+            &mut e,
+            "wedge_outbound_request_duration_seconds",
+            &[("function", &function), ("origin", &origin)],
+        );
+    }
     e.finish()
 }
 

@@ -27,6 +27,9 @@ pub struct FunctionConfig {
     pub kv: Option<Vec<String>>,
     /// Static environment, set before the request variables (which win).
     pub env: BTreeMap<String, String>,
+    /// Origins the function may call over HTTP(S): `scheme://host[:port]`,
+    /// the port `*` for any. None by default.
+    pub outbound: Vec<String>,
     /// Gray-release behaviour.
     pub rollout: RolloutConfig,
 }
@@ -103,6 +106,8 @@ impl FunctionConfig {
         if config.env.values().any(|v| v.contains('\0')) {
             return Err(ConfigError::new(path, "env values cannot contain NUL"));
         }
+        super::origins::AllowList::parse(&config.outbound)
+            .map_err(|m| ConfigError::new(path, m))?;
         if let Some(rb) = &config.rollout.auto_rollback
             && !(0.0..=1.0).contains(&rb.max_error_rate)
         {

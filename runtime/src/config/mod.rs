@@ -5,6 +5,8 @@
 
 mod cluster;
 mod function;
+pub mod origins;
+mod outbound;
 mod server;
 mod store;
 mod units;
@@ -20,6 +22,7 @@ pub use function::{
     AutoRollback, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig, MAX_MEMORY,
     RolloutConfig, validate_route,
 };
+pub use outbound::OutboundConfig;
 pub use server::{MAX_WORKERS, PerIpConfig, ServerConfig, TlsConfig};
 pub use store::{Durability, EscrowConfig, StoreBackend, StoreConfig};
 pub use units::{ByteSize, HumanDuration};
@@ -74,6 +77,8 @@ pub struct Config {
     pub functions: FunctionsConfig,
     /// The fleet this node belongs to, if any.
     pub cluster: ClusterConfig,
+    /// Handlers' calls to their origins.
+    pub outbound: OutboundConfig,
 }
 
 /// `[admin]`: the operator's API listener.
@@ -135,6 +140,9 @@ impl Config {
         if !config.admin.token_file.as_os_str().is_empty() {
             config.admin.token_file = base.join(&config.admin.token_file);
         }
+        if !config.outbound.ca_file.as_os_str().is_empty() {
+            config.outbound.ca_file = base.join(&config.outbound.ca_file);
+        }
         if let Some(tls) = &mut config.server.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
@@ -148,7 +156,8 @@ impl Config {
             .server
             .problem()
             .or_else(|| self.cluster.problem())
-            .or_else(|| self.store.problem(&self.cluster));
+            .or_else(|| self.store.problem(&self.cluster))
+            .or_else(|| self.outbound.problem());
         if let Some(problem) = problem {
             return Err(ConfigError::new(path, problem));
         }

@@ -24,10 +24,11 @@ pub use health::StoreHealth;
 pub use host::{KvCtx, add_to_linker};
 pub use store::{Backend, KvError, OpId, Reclaimed, Store};
 
-/// Version of the `wedge` module's ABI, returned by `wedge.abi_version`.
-pub const ABI_VERSION: i32 = 1;
+/// Version of the `wedge` module's ABI, returned by `wedge.abi_version`: 2
+/// added the `http_*` functions of outbound HTTP.
+pub const ABI_VERSION: i32 = 2;
 
-/// Status codes the guest sees.
+/// Status codes the guest sees, from every function of the `wedge` module.
 pub mod status {
     /// Success.
     pub const OK: i32 = 0;
@@ -41,8 +42,16 @@ pub mod status {
     pub const TOO_LARGE: i32 = 4;
     /// A bad argument: pointer out of bounds, unknown handle, empty key...
     pub const INVALID: i32 = 5;
-    /// The storage failed.
+    /// The storage failed, or an outbound connection broke mid-exchange.
     pub const IO: i32 = 6;
+    /// An outbound call ran out of time: connecting, TLS, or the call.
+    pub const TIMEOUT: i32 = 7;
+    /// An outbound call found no address or no address took the connection.
+    pub const CONNECT: i32 = 8;
+    /// An outbound TLS handshake failed.
+    pub const TLS: i32 = 9;
+    /// Too many outbound calls open, in the request or on the node.
+    pub const BUSY: i32 = 10;
 }
 
 impl KvError {

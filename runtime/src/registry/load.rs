@@ -187,6 +187,7 @@ impl Registry {
                 .unwrap_or_else(|| vec![name.to_string()])
                 .into(),
             env: fconfig.env.clone().into_iter().collect(),
+            outbound: self.origin_client(name, &fconfig.outbound),
         };
         Function {
             name: name.into(),

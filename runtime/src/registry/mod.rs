@@ -29,10 +29,12 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::config::origins::AllowList;
 use crate::config::{Config, valid_name};
 use crate::engine::WasmEngine;
 use crate::function::Function;
 use crate::metrics::CounterVec;
+use crate::outbound::{OriginClient, Outbound};
 use crate::router::Snapshot;
 use crate::telemetry::Telemetry;
 use cache::ModuleCache;
@@ -129,7 +131,15 @@ pub struct Registry {
     compiling: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Where compiled code is shared with other nodes, in a fleet.
     shared: std::sync::OnceLock<Arc<dyn SharedCode>>,
+    /// The node's outbound HTTP.
+    outbound: Arc<Outbound>,
+    /// Each function's outbound client and the list it was made for, kept
+    /// across reloads while the list is unchanged so its pool survives.
+    clients: Mutex<BTreeMap<String, ListedClient>>,
 }
+
+/// An outbound client and the `outbound` list it was made for.
+type ListedClient = (Vec<String>, Arc<OriginClient>);
 
 /// One function's outcome in a reload.
 enum Outcome {
@@ -147,6 +157,7 @@ impl Registry {
         engine: Arc<WasmEngine>,
         config: Config,
         telemetry: Arc<Telemetry>,
+        outbound: Arc<Outbound>,
         compiler_exe: PathBuf,
     ) -> Self {
         let cache = ModuleCache::new(&config.store.dir, &engine);
@@ -169,7 +180,29 @@ impl Registry {
             )),
             compiling: Mutex::default(),
             shared: std::sync::OnceLock::new(),
+            outbound,
+            clients: Mutex::default(),
         }
+    }
+
+    /// The outbound client of function `name` with the list `outbound`: the
+    /// one it had while the list is the same. None for an empty list.
+    fn origin_client(&self, name: &str, outbound: &[String]) -> Option<Arc<OriginClient>> {
+        let mut clients = lock(&self.clients);
+        if outbound.is_empty() {
+            clients.remove(name);
+            return None;
+        }
+        if let Some((list, client)) = clients.get(name)
+            && list.as_slice() == outbound
+        {
+            return Some(client.clone());
+        }
+        // The list was checked when function.toml was parsed.
+        let allow = AllowList::parse(outbound).ok()?;
+        let client = self.outbound.client(allow);
+        clients.insert(name.to_string(), (outbound.to_vec(), client.clone()));
+        Some(client)
     }
 
     /// Shares compiled code through `shared` from now on.
@@ -233,6 +266,7 @@ impl Registry {
             let old = functions.get(name.as_str()).cloned();
             let loaded = match self.load_function(name, old.as_deref(), &mut stats, &mut jobs) {
                 Outcome::Removed => {
+                    lock(&self.clients).remove(name.as_str());
                     if functions.remove(name.as_str()).is_some() {
                         changed.push(name.clone());
                     }
