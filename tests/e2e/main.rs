@@ -17,6 +17,7 @@ mod observe;
 mod outbound;
 mod requests;
 mod rollout;
+mod sdks;
 mod shutdown;
 mod swap;
 mod tls;
@@ -48,6 +49,7 @@ mod tested {
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
     pub use crate::outbound::listed_origins_answer_and_nothing_else as fetch;
+    pub use crate::sdks::{c_shop, go_shop};
     pub use crate::swap::{swaps_under_load as swap_a, swaps_under_load as swap_b};
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};
 }

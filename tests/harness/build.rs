@@ -1,6 +1,10 @@
 //! Builds wedge's example handlers and test guests to wasm32-wasip1 and emits a
 //! path constant for each, plus `foreach_guest!`, which the end-to-end tests use
 //! to prove every guest program has a test.
+//!
+//! Rust guests build with cargo; Go guests (`tests/guests-go/<name>`) with the
+//! Go toolchain as `go_<name>`; C guests (`tests/guests-c/<name>.c`) with
+//! `zig cc` as `c_<name>`. `cargo xtask test` installs Go and zig.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +13,15 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.join("../..").canonicalize().unwrap();
     let target_dir = root.join("target/wasm-guests");
-    for dir in ["examples", "tests/guests", "guest-sdk/src"] {
+    for dir in [
+        "examples",
+        "tests/guests",
+        "tests/guests-go",
+        "tests/guests-c",
+        "guest-sdk/src",
+        "guest-sdk/go",
+        "guest-sdk/c",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 
@@ -18,7 +30,19 @@ fn main() {
     let out = target_dir.join("wasm32-wasip1/release");
 
     let examples = example_names(&root.join("examples"));
-    let guests = guest_names(&root.join("tests/guests/src/bin"));
+    let mut guests = guest_names(&root.join("tests/guests/src/bin"));
+    for (name, dir) in go_guests(&root.join("tests/guests-go")) {
+        let wasm = out.join(format!("{name}.wasm"));
+        wedge_toolchains::go_build(&dir, &wasm).unwrap_or_else(|e| panic!("{e}"));
+        guests.push(name);
+    }
+    for (name, source) in c_guests(&root.join("tests/guests-c")) {
+        let wasm = out.join(format!("{name}.wasm"));
+        wedge_toolchains::zig_cc(&source, &root.join("guest-sdk/c"), &wasm)
+            .unwrap_or_else(|e| panic!("{e}"));
+        guests.push(name);
+    }
+    guests.sort();
     let mut code =
         String::from("/// Example handlers from `examples/`, built to wasm.\npub mod examples {\n");
     for name in &examples {
@@ -102,4 +126,31 @@ fn guest_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Go guests: each directory under `dir`, named `go_<directory>`.
+fn go_guests(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("go.mod").exists())
+        .map(|e| (format!("go_{}", e.file_name().to_string_lossy()), e.path()))
+        .collect();
+    found.sort();
+    found
+}
+
+/// C guests: each `.c` file in `dir`, named `c_<stem>`.
+fn c_guests(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".c")?;
+            Some((format!("c_{stem}"), e.path()))
+        })
+        .collect();
+    found.sort();
+    found
 }

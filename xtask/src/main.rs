@@ -207,6 +207,8 @@ fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
     ensure_etcd()?;
     ensure_registry()?;
+    // The Go and C test guests build with the Go toolchain and zig.
+    wedge_toolchains::ensure()?;
     let mut totals = Totals::default();
     let workspace = run_counted(
         cargo().args(["test", "--locked", "--workspace"]).args(args),
@@ -223,8 +225,10 @@ fn test(args: &[String]) -> Result<(), String> {
         ]),
         &mut totals,
     );
+    // The Go SDK's own tests, on the build machine.
+    let go_sdk = wedge_toolchains::go_tool(&root().join("guest-sdk/go"), &["test", "./..."], false);
     println!("{} passed, {} failed", totals.passed, totals.failed);
-    workspace.and(examples)
+    workspace.and(examples).and(go_sdk)
 }
 
 /// Tests counted from cargo's `test result:` lines.
@@ -266,9 +270,32 @@ fn run_counted(cmd: &mut Command, totals: &mut Totals) -> Result<(), String> {
     }
 }
 
+/// Every Go module in the repository: the SDK, the Go test guests and the Go
+/// examples.
+fn go_modules() -> Result<Vec<PathBuf>, String> {
+    let mut dirs = vec![root().join("guest-sdk/go")];
+    for parent in ["tests/guests-go", "examples"] {
+        let entries = std::fs::read_dir(root().join(parent)).map_err(|e| e.to_string())?;
+        for entry in entries.filter_map(Result::ok) {
+            if entry.path().join("go.mod").exists() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
 fn lint() -> Result<(), String> {
     ensure_wasm_target()?;
+    // The harness's build script builds the Go and C test guests.
+    wedge_toolchains::ensure()?;
     layout::check(&root().join("runtime/src"))?;
+    for dir in go_modules()? {
+        wedge_toolchains::go_tool(&dir, &["vet", "./..."], false)?;
+        wedge_toolchains::go_tool(&dir, &["vet", "./..."], true)?;
+        wedge_toolchains::gofmt_check(&dir)?;
+    }
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",

@@ -1,0 +1,62 @@
+//go:build wasip1
+
+package wedge
+
+import "unsafe"
+
+// The wedge host module's functions, exactly as docs/abi.md gives them:
+// pointers and lengths are i32, read by the host as unsigned.
+
+//go:wasmimport wedge abi_version
+func abiVersion() int32
+
+//go:wasmimport wedge kv_open
+//go:noescape
+func kvOpen(name unsafe.Pointer, nameLen uint32, handleOut unsafe.Pointer) int32
+
+//go:wasmimport wedge kv_get
+//go:noescape
+func kvGet(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufCap uint32, lenOut unsafe.Pointer) int32
+
+//go:wasmimport wedge kv_exists
+//go:noescape
+func kvExists(h uint32, key unsafe.Pointer, keyLen uint32) int32
+
+//go:wasmimport wedge kv_list
+//go:noescape
+func kvList(h uint32, prefix unsafe.Pointer, prefixLen uint32, after unsafe.Pointer, afterLen uint32, buf unsafe.Pointer, bufCap uint32, out unsafe.Pointer) int32
+
+//go:wasmimport wedge kv_set
+//go:noescape
+func kvSet(h uint32, key unsafe.Pointer, keyLen uint32, value unsafe.Pointer, valueLen uint32) int32
+
+//go:wasmimport wedge kv_delete
+//go:noescape
+func kvDelete(h uint32, key unsafe.Pointer, keyLen uint32) int32
+
+//go:wasmimport wedge kv_add
+//go:noescape
+func kvAdd(h uint32, key unsafe.Pointer, keyLen uint32, delta int64, min int64, max int64, valueOut unsafe.Pointer) int32
+
+//go:wasmimport wedge kv_cas
+//go:noescape
+func kvCas(h uint32, key unsafe.Pointer, keyLen uint32, expected unsafe.Pointer, expectedLen uint32, newValue unsafe.Pointer, newLen uint32, swappedOut unsafe.Pointer) int32
+
+//go:wasmimport wedge http_send
+//go:noescape
+func httpSend(method unsafe.Pointer, methodLen uint32, url unsafe.Pointer, urlLen uint32, headers unsafe.Pointer, headersLen uint32, body unsafe.Pointer, bodyLen uint32, flags uint32, out unsafe.Pointer) int32
+
+//go:wasmimport wedge http_headers
+//go:noescape
+func httpHeaders(handle uint32, buf unsafe.Pointer, bufCap uint32, lenOut unsafe.Pointer) int32
+
+//go:wasmimport wedge http_read
+//go:noescape
+func httpRead(handle uint32, buf unsafe.Pointer, bufCap uint32, nOut unsafe.Pointer) int32
+
+//go:wasmimport wedge http_close
+func httpClose(handle uint32) int32
+
+//go:wasmimport wedge http_error
+//go:noescape
+func httpError(buf unsafe.Pointer, bufCap uint32, lenOut unsafe.Pointer) int32

@@ -1,0 +1,145 @@
+package wedge
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Serve reads the request wedge passed in (WAGI: environment variables and
+// stdin), runs h, and writes its response to stdout. The request's URL has
+// the whole path as the client sent it, so an http.ServeMux or any router
+// matches the paths a client sees; Route gives the function's route.
+//
+// A request that cannot be read is answered with 400 without calling h.
+func Serve(h http.Handler) {
+	w := &responseWriter{header: http.Header{}}
+	req, err := Request()
+	if err != nil {
+		http.Error(w, "cannot read the request: "+err.Error(), http.StatusBadRequest)
+	} else {
+		h.ServeHTTP(w, req)
+	}
+	w.finish(os.Stdout)
+}
+
+// Route is the route that matched the request (SCRIPT_NAME), such as "/rules".
+func Route() string {
+	return os.Getenv("SCRIPT_NAME")
+}
+
+// Request is the request wedge passed in, read from the environment and stdin.
+func Request() (*http.Request, error) {
+	method := os.Getenv("REQUEST_METHOD")
+	if method == "" {
+		return nil, fmt.Errorf("no REQUEST_METHOD: not running as a wedge handler")
+	}
+	full := os.Getenv("X_FULL_URL")
+	u, err := url.Parse(full)
+	if err != nil || full == "" {
+		u = &url.URL{
+			Path:     os.Getenv("SCRIPT_NAME") + os.Getenv("PATH_INFO"),
+			RawQuery: os.Getenv("QUERY_STRING"),
+		}
+	}
+	header := http.Header{}
+	for _, kv := range os.Environ() {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "HTTP_") {
+			continue
+		}
+		header.Add(strings.ReplaceAll(name[len("HTTP_"):], "_", "-"), value)
+	}
+	if ct := os.Getenv("CONTENT_TYPE"); ct != "" {
+		header.Set("Content-Type", ct)
+	}
+	length, _ := strconv.ParseInt(os.Getenv("CONTENT_LENGTH"), 10, 64)
+	body, err := io.ReadAll(io.LimitReader(os.Stdin, length))
+	if err != nil {
+		return nil, fmt.Errorf("reading the body: %w", err)
+	}
+	if int64(len(body)) != length {
+		return nil, fmt.Errorf("the body has %d bytes, CONTENT_LENGTH says %d", len(body), length)
+	}
+	// As in net/http, the host is the request's Host, not one of its headers.
+	host := header.Get("Host")
+	header.Del("Host")
+	for _, fallback := range []string{u.Host, os.Getenv("SERVER_NAME")} {
+		if host == "" {
+			host = fallback
+		}
+	}
+	proto := os.Getenv("SERVER_PROTOCOL")
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		proto, major, minor = "HTTP/1.1", 1, 1
+	}
+	req := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         proto,
+		ProtoMajor:    major,
+		ProtoMinor:    minor,
+		Header:        header,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: length,
+		Host:          host,
+		RemoteAddr:    os.Getenv("REMOTE_ADDR"),
+		RequestURI:    u.RequestURI(),
+	}
+	return req, nil
+}
+
+// responseWriter keeps the response until the handler returns: wedge reads
+// a whole CGI response.
+type responseWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+
+// finish writes the response in CGI form: Status, headers, a blank line,
+// the body.
+func (w *responseWriter) finish(out io.Writer) {
+	w.WriteHeader(http.StatusOK)
+	if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
+		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
+	}
+	b := bufio.NewWriterSize(out, 4096+w.body.Len())
+	fmt.Fprintf(b, "Status: %d %s\r\n", w.status, http.StatusText(w.status))
+	names := make([]string, 0, len(w.header))
+	for name := range w.header {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, value := range w.header[name] {
+			// A value with a line break would forge another header line.
+			value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
+			fmt.Fprintf(b, "%s: %s\r\n", name, value)
+		}
+	}
+	b.WriteString("\r\n")
+	b.Write(w.body.Bytes())
+	b.Flush()
+}

@@ -1,0 +1,63 @@
+package wedge
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestRequestComesFromTheEnvironment(t *testing.T) {
+	t.Setenv("REQUEST_METHOD", "GET")
+	t.Setenv("X_FULL_URL", "http://shop.example/rules/check/a?x=1")
+	t.Setenv("SCRIPT_NAME", "/rules")
+	t.Setenv("HTTP_X_SESSION_ID", "s-1")
+	t.Setenv("CONTENT_LENGTH", "0")
+	t.Setenv("SERVER_PROTOCOL", "HTTP/2.0")
+	req, err := Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.URL.Path != "/rules/check/a" || req.URL.Query().Get("x") != "1" {
+		t.Errorf("url %v", req.URL)
+	}
+	if req.Header.Get("X-Session-Id") != "s-1" || req.Host != "shop.example" || req.ProtoMajor != 2 {
+		t.Errorf("request %+v", req)
+	}
+	if Route() != "/rules" {
+		t.Errorf("route %q", Route())
+	}
+}
+
+func TestResponsesAreCGIAndCannotForgeHeaders(t *testing.T) {
+	w := &responseWriter{header: http.Header{}}
+	w.Header().Set("X-Note", "a\r\nStatus: 200")
+	w.WriteHeader(http.StatusTeapot)
+	w.Write([]byte("{}"))
+	var out bytes.Buffer
+	w.finish(&out)
+	text := out.String()
+	if !strings.HasPrefix(text, "Status: 418 I'm a teapot\r\n") {
+		t.Errorf("%q", text)
+	}
+	if strings.Count(text, "Status:") != 2 || strings.Contains(text, "\r\nStatus: 200") {
+		t.Errorf("a header value forged a line: %q", text)
+	}
+	if !strings.HasSuffix(text, "\r\n\r\n{}") || !strings.Contains(text, "Content-Type: text/plain") {
+		t.Errorf("%q", text)
+	}
+}
+
+func TestOutsideWedgeCallsSaySo(t *testing.T) {
+	if _, err := OpenStore("x"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v", err)
+	}
+	client := http.Client{Transport: Transport}
+	if _, err := client.Get("http://example.com/"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v", err)
+	}
+	if AbiVersion() != 0 {
+		t.Errorf("abi %d", AbiVersion())
+	}
+}
