@@ -11,6 +11,7 @@ mod etcd;
 mod fleet;
 mod hostile;
 mod kv;
+mod languages;
 mod limits;
 mod loading;
 mod observe;

@@ -29,7 +29,11 @@ fn main() {
     build_workspace(&root.join("tests/guests/Cargo.toml"), &target_dir);
     let out = target_dir.join("wasm32-wasip1/release");
 
-    let examples = example_names(&root.join("examples"));
+    let mut examples = example_names(&root.join("examples"));
+    examples.extend(
+        wedge_toolchains::build_go_and_c_examples(&root, &out).unwrap_or_else(|e| panic!("{e}")),
+    );
+    examples.sort();
     let mut guests = guest_names(&root.join("tests/guests/src/bin"));
     for (name, dir) in go_guests(&root.join("tests/guests-go")) {
         let wasm = out.join(format!("{name}.wasm"));
@@ -51,7 +55,7 @@ fn main() {
     code +=
         "    /// Every example: its name and module.\n    pub const ALL: &[(&str, &str)] = &[\n";
     for name in &examples {
-        code += &format!("        ({name:?}, {}),\n", name.to_uppercase());
+        code += &format!("        ({name:?}, {}),\n", ident(name));
     }
     code += "    ];\n";
     code += "}\n\n/// Test guests from `tests/guests/src/bin`, built to wasm.\npub mod guests {\n";
@@ -72,9 +76,14 @@ fn constant(name: &str, out: &Path) -> String {
     assert!(path.exists(), "{} was not built", path.display());
     format!(
         "    /// `{name}.wasm`\n    pub const {}: &str = {:?};\n",
-        name.to_uppercase(),
+        ident(name),
         path.display().to_string()
     )
+}
+
+/// `origin-fallback` as a constant's name: `ORIGIN_FALLBACK`.
+fn ident(name: &str) -> String {
+    name.to_uppercase().replace('-', "_")
 }
 
 fn build_workspace(manifest: &Path, target_dir: &Path) {

@@ -154,6 +154,10 @@ fn build_examples() -> Result<Vec<(String, PathBuf)>, String> {
             modules.push((name.clone(), out.join(format!("{name}.wasm"))));
         }
     }
+    wedge_toolchains::ensure()?;
+    for name in wedge_toolchains::build_go_and_c_examples(&root(), &out)? {
+        modules.push((name.clone(), out.join(format!("{name}.wasm"))));
+    }
     modules.sort();
     Ok(modules)
 }
@@ -168,8 +172,11 @@ fn lay_out_examples(dir: &Path, listen: &str) -> Result<PathBuf, String> {
         std::fs::copy(&module, fdir.join("v1.wasm"))
             .map_err(|e| format!("cannot copy {}: {e}", module.display()))?;
         let toml = root().join("examples").join(&name).join("function.toml");
-        if toml.exists() {
-            std::fs::copy(&toml, fdir.join("function.toml")).map_err(|e| e.to_string())?;
+        if let Ok(text) = std::fs::read_to_string(&toml) {
+            // Examples that call this node (origin-fallback's origin is the
+            // hello example) name the default address.
+            let text = text.replace("127.0.0.1:8080", listen);
+            std::fs::write(fdir.join("function.toml"), text).map_err(|e| e.to_string())?;
         }
     }
     let config = dir.join("wedge.toml");
@@ -225,10 +232,13 @@ fn test(args: &[String]) -> Result<(), String> {
         ]),
         &mut totals,
     );
-    // The Go SDK's own tests, on the build machine.
-    let go_sdk = wedge_toolchains::go_tool(&root().join("guest-sdk/go"), &["test", "./..."], false);
+    // The Go SDK's and the Go examples' own tests, on the build machine.
+    let mut go = Ok(());
+    for dir in go_modules()? {
+        go = go.and(wedge_toolchains::go_tool(&dir, &["test", "./..."], false));
+    }
     println!("{} passed, {} failed", totals.passed, totals.failed);
-    workspace.and(examples).and(go_sdk)
+    workspace.and(examples).and(go)
 }
 
 /// Tests counted from cargo's `test result:` lines.

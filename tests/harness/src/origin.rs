@@ -74,7 +74,7 @@ impl Default for TestCa {
     }
 }
 
-/// A running origin; stops when dropped.
+/// A running origin; stops, connections and all, when dropped.
 pub struct Origin {
     addr: SocketAddr,
     accepts: Arc<AtomicU64>,
@@ -103,13 +103,16 @@ impl Origin {
         let accepts = Arc::new(AtomicU64::new(0));
         let counted = accepts.clone();
         let task = tokio::spawn(async move {
+            // Dropped with this task: stopping the origin closes its connections too.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                while connections.try_join_next().is_some() {}
                 counted.fetch_add(1, Ordering::SeqCst);
                 let tls = tls.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = service_fn(move |req| route(req, addr));
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -91,6 +91,32 @@ pub fn zig_cc(source: &Path, include: &Path, out: &Path) -> Result<(), String> {
     run(cmd, &format!("zig cc {}", source.display()))
 }
 
+/// Builds the examples under `root/examples` that are written in Go (a
+/// directory with `go.mod`) or C (a directory with `main.c`) to
+/// `out/<name>.wasm`; returns their names. The Rust examples are a cargo
+/// workspace of their own.
+pub fn build_go_and_c_examples(root: &Path, out: &Path) -> Result<Vec<String>, String> {
+    let dir = root.join("examples");
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut built = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wasm = out.join(format!("{name}.wasm"));
+        if path.join("go.mod").exists() {
+            go_build(&path, &wasm)?;
+        } else if path.join("main.c").exists() {
+            zig_cc(&path.join("main.c"), &root.join("guest-sdk/c"), &wasm)?;
+        } else {
+            continue;
+        }
+        built.push(name);
+    }
+    built.sort();
+    Ok(built)
+}
+
 /// Installs Go and zig from PyPI when either is missing.
 pub fn ensure() -> Result<(), String> {
     if present() {
