@@ -8,6 +8,10 @@
 //! - `fleet`: reservations on one hot SKU, from one node on sled (`sync`)
 //!   and from three nodes sharing it through a three-member etcd, without
 //!   and with escrow (blocks of 1000), each node loaded by its own wrk.
+//! - `origin`: `examples/origin-fallback` in front of the raw hyper server as
+//!   its origin: hits served from the store, and misses (a copy that is
+//!   always too old) that call the origin and store its answer, on a node
+//!   with `durability = "periodic"` (a cache's writes need no fsync).
 //! - `deploy` (not in `all`): fleet deploys timed to the last node serving,
 //!   with and without compiled code shared ([`crate::deploys`]).
 //!
@@ -102,10 +106,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "inventory" => &["inventory"],
         "fifty" => &["fifty"],
         "fleet" => &["fleet"],
-        "all" => &["hello", "inventory", "fifty", "fleet"],
+        "origin" => &["origin"],
+        "all" => &["hello", "inventory", "fifty", "fleet", "origin"],
         other => {
             return Err(format!(
-                "unknown scenario {other} (hello, inventory, fifty, fleet, all, deploy)"
+                "unknown scenario {other} (hello, inventory, fifty, fleet, origin, all, deploy)"
             ));
         }
     };
@@ -155,6 +160,46 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     let url = format!("http://127.0.0.1:{port}/hello");
                     wait_ready(&url)?;
                     targets.push(Target::new("baseline wedge, hello", url, None));
+                }
+            }
+            "origin" => {
+                let toml = |max_age: u32| {
+                    format!(
+                        "route = \"/{{}}\"\noutbound = [\"http://127.0.0.1:{hyper_port}\"]\nenv = {{ ORIGIN = \"http://127.0.0.1:{hyper_port}\", MAX_AGE_SECS = \"{max_age}\" }}\n"
+                    )
+                };
+                let (server, port) = start_configured(
+                    &release.join("wedge"),
+                    "origin",
+                    "",
+                    "durability = \"periodic\"\n",
+                    "",
+                    |functions| {
+                        let hit = functions.join("origin-fallback");
+                        let miss = functions.join("origin-miss");
+                        std::fs::create_dir_all(&miss).map_err(|e| e.to_string())?;
+                        std::fs::copy(hit.join("v1.wasm"), miss.join("v1.wasm"))
+                            .map_err(|e| e.to_string())?;
+                        let write = |dir: &std::path::Path, route: &str, max_age| {
+                            std::fs::write(
+                                dir.join("function.toml"),
+                                toml(max_age).replace("{}", route),
+                            )
+                            .map_err(|e| e.to_string())
+                        };
+                        write(&hit, "origin-fallback", 3600)?;
+                        // A copy is never fresh: every request calls the origin.
+                        write(&miss, "origin-miss", 0)
+                    },
+                )?;
+                servers.push(server);
+                for (name, path) in [
+                    ("origin-fallback, hit", "origin-fallback/item"),
+                    ("origin-fallback, miss", "origin-miss/item"),
+                ] {
+                    let url = format!("http://127.0.0.1:{port}/{path}");
+                    wait_ready(&url)?;
+                    targets.push(Target::new(name, url, None));
                 }
             }
             "fifty" => {

@@ -70,7 +70,8 @@ fn handle(req: Request) -> Response {
         q => format!("{}?{q}", req.path()),
     };
     let key = if key.is_empty() { "/".to_string() } else { key };
-    let store = match Store::open("origin-fallback") {
+    // The function's own store: a copy of it under another name caches apart.
+    let store = match Store::open(req.function()) {
         Ok(s) => s,
         Err(e) => return Response::text(500, format!("cannot open the cache: {e}\n")),
     };
