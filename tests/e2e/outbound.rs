@@ -119,12 +119,22 @@ pub async fn listed_origins_answer_and_nothing_else() {
     let bad = fetch(&n, "not a url", 1).await;
     assert!(bad[0].starts_with("error Invalid"), "{bad:?}");
 
+    // Redirects are followed only when asked.
+    let redirect = format!("http://origin.test:{port}/redirect");
+    assert_eq!(fetch(&n, &redirect, 1).await, ["302 0"]);
+    let reply = n
+        .get(&format!("/fetch?url={}&follow=1", encode(&redirect)))
+        .await;
+    assert_eq!(reply.text().trim(), "200 20");
+
     let metrics = n
         .admin(Method::GET, "/metrics", None, Bytes::new())
         .await
         .text();
     for line in [
-        "wedge_outbound_requests_total{function=\"fetch\",origin=\"http://origin.test:*\",status=\"200\"} 1",
+        // The call by name, and the redirect followed to its end.
+        "wedge_outbound_requests_total{function=\"fetch\",origin=\"http://origin.test:*\",status=\"200\"} 2",
+        "wedge_outbound_requests_total{function=\"fetch\",origin=\"http://origin.test:*\",status=\"302\"} 1",
         "wedge_outbound_requests_total{function=\"fetch\",origin=\"http://rebound.test:*\",status=\"denied\"} 1",
         "wedge_outbound_request_duration_seconds_count{function=\"fetch\",origin=\"http://127.0.0.1:*\"} 1",
     ] {
@@ -151,7 +161,7 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
     let n = fetch_node(
         &dns,
         &["http://127.0.0.1:*".into()],
-        "max_response = \"64KiB\"\n",
+        "max_response = \"64KiB\"\nmax_per_request = 3\nmax_calls_per_request = 5\n",
         "2s",
     );
     let base = format!("http://127.0.0.1:{}", origin.port());
@@ -171,6 +181,28 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
     }
     let fits = fetch(&n, &format!("{base}/big?n=65536"), 1).await;
     assert_eq!(fits, ["200 65536"]);
+
+    // Responses held open count against max_per_request (3 here); calls in
+    // all against max_calls_per_request (5).
+    let reply = n
+        .get(&format!(
+            "/fetch?url={}&n=4&keep=1",
+            encode(&format!("{base}/hello"))
+        ))
+        .await;
+    let text = reply.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], ["200 open"; 3]);
+    assert!(
+        lines[3].starts_with("error Busy") && lines[3].contains("max_per_request"),
+        "{lines:?}"
+    );
+    let many = fetch(&n, &format!("{base}/hello"), 6).await;
+    assert_eq!(many[..5], ["200 20"; 5]);
+    assert!(
+        many[5].starts_with("error Busy") && many[5].contains("max_calls_per_request"),
+        "{many:?}"
+    );
 }
 
 /// Must-show 1, pooling and TLS: 200 calls in a row over plain HTTP, and 50

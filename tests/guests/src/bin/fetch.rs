@@ -1,7 +1,8 @@
 //! Calls `?url=` over outbound HTTP `?n=` times in a row (default once), with
 //! `?method=` (default GET), `?body=` and `?follow=1` for redirects, and
 //! reports each call as a line: `<status> <body bytes>` or
-//! `error <kind>: <message>`.
+//! `error <kind>: <message>`. With `?keep=1` each response stays open, unread
+//! (`<status> open`), until the request ends.
 
 use wedge_sdk::http::Request as Outbound;
 use wedge_sdk::{Request, Response};
@@ -14,6 +15,8 @@ fn main() {
             .query_param("n")
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        let keep = req.query_param("keep").as_deref() == Some("1");
+        let mut open = Vec::new();
         let mut out = String::new();
         for _ in 0..n {
             let mut call = Outbound::new(&method, url.clone()).header("x-from", "wedge-fetch");
@@ -24,6 +27,11 @@ fn main() {
                 call = call.follow_redirects();
             }
             let line = match call.send() {
+                Ok(response) if keep => {
+                    let line = format!("{} open\n", response.status());
+                    open.push(response);
+                    line
+                }
                 Ok(response) => {
                     let status = response.status();
                     match response.into_body() {
