@@ -160,8 +160,8 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
     let dns = DnsServer::start().await;
     let n = fetch_node(
         &dns,
-        &["http://127.0.0.1:*".into()],
-        "max_response = \"64KiB\"\nmax_per_request = 3\nmax_calls_per_request = 5\n",
+        &["http://127.0.0.1:*".into(), "https://127.0.0.1:*".into()],
+        "max_response = \"64KiB\"\nmax_per_request = 3\nmax_calls_per_request = 5\ntls_timeout = \"300ms\"\n",
         "2s",
     );
     let base = format!("http://127.0.0.1:{}", origin.port());
@@ -169,10 +169,24 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
     let started = Instant::now();
     let stalled = fetch(&n, &format!("{base}/stall"), 1).await;
     let took = started.elapsed();
+    // The guest heard `timeout` with time left to answer: past its 2 s
+    // deadline wedge would have answered 504 instead (`fetch` checks 200).
     assert!(stalled[0].starts_with("error Timeout"), "{stalled:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // A server that takes the connection and never answers the handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    let url = format!("https://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let hung = fetch(&n, &url, 1).await;
     assert!(
-        took < Duration::from_secs(2),
-        "the guest answered after {took:?}, past its 2 s deadline"
+        hung[0].starts_with("error Timeout") && hung[0].contains("tls_timeout"),
+        "{hung:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 
     for path in ["/big?n=100000", "/sized?n=100000"] {
