@@ -219,6 +219,34 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
     );
 }
 
+/// The node's own limit: past `max_inflight` open calls, all functions
+/// together, a call is `busy` at once.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn the_node_limits_open_calls() {
+    let origin = Origin::start(LOOPBACK).await;
+    let dns = DnsServer::start().await;
+    let n = fetch_node(
+        &dns,
+        &["http://127.0.0.1:*".into()],
+        "max_inflight = 2\n",
+        "5s",
+    );
+    let url = encode(&format!("http://127.0.0.1:{}/hello", origin.port()));
+    let reply = n.get(&format!("/fetch?url={url}&n=3&keep=1")).await;
+    let text = reply.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["200 open"; 2]);
+    assert!(
+        lines[2].starts_with("error Busy") && lines[2].contains("max_inflight"),
+        "{lines:?}"
+    );
+    // Calls held by a request end with it.
+    assert_eq!(
+        fetch(&n, &format!("http://127.0.0.1:{}/hello", origin.port()), 2).await,
+        ["200 20"; 2]
+    );
+}
+
 /// Must-show 1, pooling and TLS: 200 calls in a row over plain HTTP, and 50
 /// over TLS (a test CA in `ca_file`), each reuse a handful of connections.
 /// A certificate from another CA fails the handshake with `tls`.
