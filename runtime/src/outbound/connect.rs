@@ -47,8 +47,8 @@ impl std::fmt::Display for ConnectFailure {
 
 impl std::error::Error for ConnectFailure {}
 
-/// When the DNS answer a connection was opened from expires: the connection
-/// is not reused after it.
+/// When the DNS answer a connection was opened from expires: the first call
+/// that ends on the connection after it retires the connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Expires(pub Instant);
 
