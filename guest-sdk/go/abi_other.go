@@ -2,7 +2,10 @@
 
 package wedge
 
-import "unsafe"
+import (
+	"os"
+	"unsafe"
+)
 
 // Outside wasip1 (a handler's own tests on the build machine, say) there is
 // no host: every call answers statusUnavailable.
@@ -44,3 +47,6 @@ func httpRead(uint32, unsafe.Pointer, uint32, unsafe.Pointer) int32 { return sta
 func httpClose(uint32) int32 { return statusUnavailable }
 
 func httpError(unsafe.Pointer, uint32, unsafe.Pointer) int32 { return statusUnavailable }
+
+// environ is the process's environment.
+func environ() []string { return os.Environ() }

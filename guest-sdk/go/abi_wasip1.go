@@ -60,3 +60,40 @@ func httpClose(handle uint32) int32
 //go:wasmimport wedge http_error
 //go:noescape
 func httpError(buf unsafe.Pointer, bufCap uint32, lenOut unsafe.Pointer) int32
+
+// The request's environment, read from WASI on every call rather than from
+// the os package's copy, which a pre-initialized module would have taken
+// before the request existed.
+
+//go:wasmimport wasi_snapshot_preview1 environ_sizes_get
+//go:noescape
+func environSizesGet(count unsafe.Pointer, size unsafe.Pointer) uint32
+
+//go:wasmimport wasi_snapshot_preview1 environ_get
+//go:noescape
+func environGet(environ unsafe.Pointer, buf unsafe.Pointer) uint32
+
+// environ is the request's environment as KEY=value strings.
+func environ() []string {
+	var count, size uint32
+	if environSizesGet(unsafe.Pointer(&count), unsafe.Pointer(&size)) != 0 || count == 0 {
+		return nil
+	}
+	// Pointers into buf, as 32-bit guest addresses.
+	pointers := make([]uint32, count)
+	buf := make([]byte, size)
+	if environGet(unsafe.Pointer(&pointers[0]), unsafe.Pointer(&buf[0])) != 0 {
+		return nil
+	}
+	base := uint32(uintptr(unsafe.Pointer(&buf[0])))
+	vars := make([]string, 0, count)
+	for _, p := range pointers {
+		start := p - base
+		end := start
+		for end < size && buf[end] != 0 {
+			end++
+		}
+		vars = append(vars, string(buf[start:end]))
+	}
+	return vars
+}

@@ -32,35 +32,47 @@ func Serve(h http.Handler) {
 
 // Route is the route that matched the request (SCRIPT_NAME), such as "/rules".
 func Route() string {
-	return os.Getenv("SCRIPT_NAME")
+	return requestEnv()["SCRIPT_NAME"]
+}
+
+// requestEnv is the request's environment, read afresh from the host (not
+// from the os package's copy taken when the Go runtime started), so it is
+// this request's however the module was built.
+func requestEnv() map[string]string {
+	vars := map[string]string{}
+	for _, kv := range environ() {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			vars[name] = value
+		}
+	}
+	return vars
 }
 
 // Request is the request wedge passed in, read from the environment and stdin.
 func Request() (*http.Request, error) {
-	method := os.Getenv("REQUEST_METHOD")
+	env := requestEnv()
+	method := env["REQUEST_METHOD"]
 	if method == "" {
 		return nil, fmt.Errorf("no REQUEST_METHOD: not running as a wedge handler")
 	}
-	full := os.Getenv("X_FULL_URL")
+	full := env["X_FULL_URL"]
 	u, err := url.Parse(full)
 	if err != nil || full == "" {
 		u = &url.URL{
-			Path:     os.Getenv("SCRIPT_NAME") + os.Getenv("PATH_INFO"),
-			RawQuery: os.Getenv("QUERY_STRING"),
+			Path:     env["SCRIPT_NAME"] + env["PATH_INFO"],
+			RawQuery: env["QUERY_STRING"],
 		}
 	}
 	header := http.Header{}
-	for _, kv := range os.Environ() {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, "HTTP_") {
-			continue
+	for name, value := range env {
+		if strings.HasPrefix(name, "HTTP_") {
+			header.Add(strings.ReplaceAll(name[len("HTTP_"):], "_", "-"), value)
 		}
-		header.Add(strings.ReplaceAll(name[len("HTTP_"):], "_", "-"), value)
 	}
-	if ct := os.Getenv("CONTENT_TYPE"); ct != "" {
+	if ct := env["CONTENT_TYPE"]; ct != "" {
 		header.Set("Content-Type", ct)
 	}
-	length, _ := strconv.ParseInt(os.Getenv("CONTENT_LENGTH"), 10, 64)
+	length, _ := strconv.ParseInt(env["CONTENT_LENGTH"], 10, 64)
 	body, err := io.ReadAll(io.LimitReader(os.Stdin, length))
 	if err != nil {
 		return nil, fmt.Errorf("reading the body: %w", err)
@@ -71,12 +83,12 @@ func Request() (*http.Request, error) {
 	// As in net/http, the host is the request's Host, not one of its headers.
 	host := header.Get("Host")
 	header.Del("Host")
-	for _, fallback := range []string{u.Host, os.Getenv("SERVER_NAME")} {
+	for _, fallback := range []string{u.Host, env["SERVER_NAME"]} {
 		if host == "" {
 			host = fallback
 		}
 	}
-	proto := os.Getenv("SERVER_PROTOCOL")
+	proto := env["SERVER_PROTOCOL"]
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok {
 		proto, major, minor = "HTTP/1.1", 1, 1
@@ -91,7 +103,7 @@ func Request() (*http.Request, error) {
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: length,
 		Host:          host,
-		RemoteAddr:    os.Getenv("REMOTE_ADDR"),
+		RemoteAddr:    env["REMOTE_ADDR"],
 		RequestURI:    u.RequestURI(),
 	}
 	return req, nil
