@@ -28,8 +28,13 @@ fn encode(url: &str) -> String {
 
 /// The `fetch` guest's report of calling `url` `n` times, one line per call.
 async fn fetch(n: &Node, url: &str, times: usize) -> Vec<String> {
+    fetch_with(n, url, times, "").await
+}
+
+/// [`fetch`] with more of the guest's options (`&follow=1`, `&keep=1`).
+async fn fetch_with(n: &Node, url: &str, times: usize, options: &str) -> Vec<String> {
     let reply = n
-        .get(&format!("/fetch?url={}&n={times}", encode(url)))
+        .get(&format!("/fetch?url={}&n={times}{options}", encode(url)))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.text().lines().map(str::to_string).collect()
@@ -122,10 +127,7 @@ pub async fn listed_origins_answer_and_nothing_else() {
     // Redirects are followed only when asked.
     let redirect = format!("http://origin.test:{port}/redirect");
     assert_eq!(fetch(&n, &redirect, 1).await, ["302 0"]);
-    let reply = n
-        .get(&format!("/fetch?url={}&follow=1", encode(&redirect)))
-        .await;
-    assert_eq!(reply.text().trim(), "200 20");
+    assert_eq!(fetch_with(&n, &redirect, 1, "&follow=1").await, ["200 20"]);
 
     let metrics = n
         .admin(Method::GET, "/metrics", None, Bytes::new())
@@ -198,14 +200,7 @@ pub async fn stalls_time_out_and_big_bodies_are_refused() {
 
     // Responses held open count against max_per_request (3 here); calls in
     // all against max_calls_per_request (5).
-    let reply = n
-        .get(&format!(
-            "/fetch?url={}&n=4&keep=1",
-            encode(&format!("{base}/hello"))
-        ))
-        .await;
-    let text = reply.text();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = fetch_with(&n, &format!("{base}/hello"), 4, "&keep=1").await;
     assert_eq!(lines[..3], ["200 open"; 3]);
     assert!(
         lines[3].starts_with("error Busy") && lines[3].contains("max_per_request"),
@@ -231,20 +226,15 @@ pub async fn the_node_limits_open_calls() {
         "max_inflight = 2\n",
         "5s",
     );
-    let url = encode(&format!("http://127.0.0.1:{}/hello", origin.port()));
-    let reply = n.get(&format!("/fetch?url={url}&n=3&keep=1")).await;
-    let text = reply.text();
-    let lines: Vec<&str> = text.lines().collect();
+    let url = format!("http://127.0.0.1:{}/hello", origin.port());
+    let lines = fetch_with(&n, &url, 3, "&keep=1").await;
     assert_eq!(lines[..2], ["200 open"; 2]);
     assert!(
         lines[2].starts_with("error Busy") && lines[2].contains("max_inflight"),
         "{lines:?}"
     );
     // Calls held by a request end with it.
-    assert_eq!(
-        fetch(&n, &format!("http://127.0.0.1:{}/hello", origin.port()), 2).await,
-        ["200 20"; 2]
-    );
+    assert_eq!(fetch(&n, &url, 2).await, ["200 20"; 2]);
 }
 
 /// Must-show 1, pooling and TLS: 200 calls in a row over plain HTTP, and 50

@@ -58,6 +58,14 @@ impl ConfigError {
     }
 }
 
+/// `<section>.<key> must be positive` for the first of `durations` that is zero.
+fn first_zero(section: &str, durations: &[(&str, HumanDuration)]) -> Option<String> {
+    durations
+        .iter()
+        .find(|(_, d)| d.0.is_zero())
+        .map(|(key, _)| format!("{section}.{key} must be positive"))
+}
+
 /// Parses TOML text, with errors on one line.
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::toml(path, text, &e))

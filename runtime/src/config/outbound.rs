@@ -71,8 +71,8 @@ impl OutboundConfig {
             ("timeout", self.timeout),
             ("idle_timeout", self.idle_timeout),
         ];
-        if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.0.is_zero()) {
-            return Some(format!("outbound.{name} must be positive"));
+        if let Some(problem) = super::first_zero("outbound", &timeouts) {
+            return Some(problem);
         }
         if self.max_per_request == 0 || self.max_inflight == 0 || self.max_calls_per_request == 0 {
             return Some(

@@ -89,8 +89,8 @@ impl ServerConfig {
             ("body_timeout", self.body_timeout),
             ("header_read_timeout", self.header_read_timeout),
         ];
-        if let Some((key, _)) = positive.iter().find(|(_, d)| d.0.is_zero()) {
-            return Some(format!("server.{key} must be positive"));
+        if let Some(problem) = super::first_zero("server", &positive) {
+            return Some(problem);
         }
         if !(1..=100_000).contains(&self.max_inflight) {
             return Some("server.max_inflight must be between 1 and 100000".into());

@@ -177,14 +177,7 @@ pub fn add_to_linker<T: Send + 'static>(
                     memory::check(mem, &caller, buf, cap as u32 as usize)?;
                     let store = ctx(caller.data_mut()).store(h)?;
                     let value = store.get(&key).await?.ok_or(KvError::NotFound)?;
-                    let len = u32::try_from(value.len()).map_err(|_| KvError::TooLarge)?;
-                    // Always report the length; copy only when it fits, so a guest
-                    // can retry with a larger buffer.
-                    memory::write(mem, &mut caller, len_out, &len.to_le_bytes())?;
-                    if value.len() <= cap as u32 as usize {
-                        memory::write(mem, &mut caller, buf, &value)?;
-                    }
-                    Ok(())
+                    memory::write_sized(mem, &mut caller, buf, cap, len_out, &value)
                 }
                 .await;
                 ctx(caller.data_mut()).finish(h, "get", result)

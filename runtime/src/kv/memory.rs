@@ -55,6 +55,26 @@ pub fn write(
     Ok(())
 }
 
+/// The `wedge` module's rule for results of a size the guest cannot know:
+/// `bytes`' length always goes to `len_out` (u32), and the bytes go to `buf`
+/// only when they fit in `cap`, so a guest retries with a buffer of that
+/// size. Both ranges must have been [`check`]ed before the call had effects.
+pub fn write_sized(
+    mem: Memory,
+    mut store: impl AsContextMut,
+    buf: i32,
+    cap: i32,
+    len_out: i32,
+    bytes: &[u8],
+) -> Result<(), KvError> {
+    let len = u32::try_from(bytes.len()).map_err(|_| KvError::TooLarge)?;
+    write(mem, &mut store, len_out, &len.to_le_bytes())?;
+    if bytes.len() <= cap as u32 as usize {
+        write(mem, &mut store, buf, bytes)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::range;

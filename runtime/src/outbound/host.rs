@@ -284,12 +284,7 @@ pub fn add_to_linker<T: Send + 'static>(
                 memory::check(mem, &caller, len_out, 4).map_err(invalid)?;
                 memory::check(mem, &caller, buf, cap as u32 as usize).map_err(invalid)?;
                 let headers = ctx(caller.data_mut()).opened(handle)?.headers.clone();
-                let len = headers.len() as u32;
-                memory::write(mem, &mut caller, len_out, &len.to_le_bytes()).map_err(invalid)?;
-                if headers.len() <= cap as u32 as usize {
-                    memory::write(mem, &mut caller, buf, &headers).map_err(invalid)?;
-                }
-                Ok(())
+                memory::write_sized(mem, &mut caller, buf, cap, len_out, &headers).map_err(invalid)
             })();
             ctx(caller.data_mut()).finish(result)
         },
@@ -347,11 +342,8 @@ pub fn add_to_linker<T: Send + 'static>(
                 let Some(message) = ctx(caller.data_mut()).last_error.clone() else {
                     return Ok(false);
                 };
-                let len = message.len() as u32;
-                memory::write(mem, &mut caller, len_out, &len.to_le_bytes()).map_err(invalid)?;
-                if message.len() <= cap as u32 as usize {
-                    memory::write(mem, &mut caller, buf, message.as_bytes()).map_err(invalid)?;
-                }
+                memory::write_sized(mem, &mut caller, buf, cap, len_out, message.as_bytes())
+                    .map_err(invalid)?;
                 Ok(true)
             })();
             // Reading the message is not itself an error that replaces it.
