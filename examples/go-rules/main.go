@@ -21,13 +21,20 @@ import (
 	wedge "example.invalid/wedge/guest-sdk/go"
 )
 
-func main() {
+// init registers the handler: wedge runs it once, when it loads the module
+// built as a reactor, and serves every request from the snapshot.
+func init() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /go-rules/config", getConfig)
 	mux.HandleFunc("PUT /go-rules/config", putConfig)
 	mux.HandleFunc("/go-rules/check/", check)
 	mux.HandleFunc("/go-rules/check", check)
-	wedge.Serve(mux)
+	wedge.Handle(mux)
+}
+
+// main serves one request when the module is built as a command instead.
+func main() {
+	wedge.Run()
 }
 
 func loadRules() (*Rules, error) {

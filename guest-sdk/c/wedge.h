@@ -9,6 +9,13 @@
  *
  *     python -m ziglang cc --target=wasm32-wasi -O2 -I guest-sdk/c -o v1.wasm main.c
  *
+ * A handler may instead be a reactor, which starts faster: name the
+ * function that serves a request with WEDGE_HANDLER(fn) and build with
+ * -mexec-model=reactor. wedge runs the module's constructors once when it
+ * loads it, snapshots the initialized memory, and for each request starts
+ * from that snapshot and calls only fn (see docs/abi.md, "Reactor
+ * handlers"). fn reads the request and prints the response as main would.
+ *
  * Every function returns a status (enum wedge_status); results go to
  * out-pointers, which need no alignment. Pointers and lengths are 32-bit
  * (size_t on wasm32), read by the host as unsigned.
@@ -18,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,6 +212,23 @@ static inline const char *wedge_last_error(char *buf, size_t cap) {
     buf[len] = 0;
     return buf;
 }
+
+/* ---- Reactor handlers ---- */
+
+/* Exports fn (void fn(void)) as the module's per-request entry point,
+ * `wedge_handle`, and flushes stdout after it returns. Build with
+ * -mexec-model=reactor:
+ *
+ *     python -m ziglang cc --target=wasm32-wasi -mexec-model=reactor -O2 -I guest-sdk/c -o v1.wasm main.c
+ *
+ * Constructors run once, without a request: the environment is empty there,
+ * stdin and stdout trap, and so does every wedge_* function. Call getenv in
+ * fn, not in a constructor, or every request sees the empty environment. */
+#define WEDGE_HANDLER(fn)                                                 \
+    __attribute__((export_name("wedge_handle"))) void wedge_handle(void) { \
+        fn();                                                             \
+        fflush(stdout);                                                   \
+    }
 
 #ifdef __cplusplus
 }

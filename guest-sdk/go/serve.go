@@ -30,6 +30,36 @@ func Serve(h http.Handler) {
 	w.finish(os.Stdout)
 }
 
+// handler is what Handle registered.
+var handler http.Handler
+
+// Handle registers h as the module's handler. Call it from an init function.
+//
+// Built as a reactor (go build -buildmode=c-shared), the module's init
+// functions run once when wedge loads it, wedge snapshots the initialized
+// program, and every request starts from that snapshot and runs h: the Go
+// runtime starts once per load, not once per request. Built as a command
+// (plain go build), main calls Run, which serves h.
+func Handle(h http.Handler) {
+	handler = h
+}
+
+// Run serves the handler Handle registered: the whole of main for a module
+// that may be built as a command.
+func Run() {
+	Serve(registered())
+}
+
+// registered is the handler Handle registered, or one that says none was.
+func registered() http.Handler {
+	if handler != nil {
+		return handler
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no handler: call wedge.Handle from an init function", http.StatusInternalServerError)
+	})
+}
+
 // Route is the route that matched the request (SCRIPT_NAME), such as "/rules".
 func Route() string {
 	return requestEnv()["SCRIPT_NAME"]

@@ -61,3 +61,19 @@ func TestOutsideWedgeCallsSaySo(t *testing.T) {
 		t.Errorf("abi %d", AbiVersion())
 	}
 }
+
+func TestWithoutHandleTheHandlerSaysWhatIsMissing(t *testing.T) {
+	handler = nil
+	w := &responseWriter{header: http.Header{}}
+	registered().ServeHTTP(w, nil)
+	if w.status != http.StatusInternalServerError || !strings.Contains(w.body.String(), "wedge.Handle") {
+		t.Errorf("%d %q", w.status, w.body.String())
+	}
+	Handle(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer func() { handler = nil }()
+	w = &responseWriter{header: http.Header{}}
+	registered().ServeHTTP(w, nil)
+	if w.status != http.StatusNoContent {
+		t.Errorf("the registered handler did not serve: %d", w.status)
+	}
+}

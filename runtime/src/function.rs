@@ -107,8 +107,9 @@ pub struct Version {
 pub struct Compiled {
     /// Pre-linked instance: per request only a fresh `Store` is made.
     pub pre: Arc<InstancePre<Host>>,
-    /// Where `_start` lives, resolved once instead of by name per request.
-    pub start: ModuleExport,
+    /// Where the entry point lives (`_start`, or a reactor's `wedge_handle`),
+    /// resolved once instead of by name per request.
+    pub entry: ModuleExport,
     /// Where the exported `memory` lives, if the module exports one.
     pub memory: Option<ModuleExport>,
     /// The module's imports.

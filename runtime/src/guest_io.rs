@@ -128,6 +128,19 @@ pub struct GuestIo {
     pub stderr: GuestLog,
     /// The guest's exported `memory`, once instantiated.
     pub memory: Option<wasmtime::Memory>,
+    /// Set while a reactor initializes ([`crate::preinit`]): there is no
+    /// request, so reading stdin or writing stdout traps.
+    pub initializing: bool,
+}
+
+/// A reactor's initializer reached for the request or the response.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "WASI `{call}` on {stream} during initialization: the request and its response exist only while the handler runs"
+)]
+pub struct NotDuringInit {
+    call: &'static str,
+    stream: &'static str,
 }
 
 /// A WASI call was handed a pointer it cannot use; wasmtime-wasi traps on the same.
@@ -277,6 +290,13 @@ pub fn add_to_linker<T: Send + 'static>(
             if fd != 1 && fd != 2 {
                 return Ok(EBADF);
             }
+            if fd == 1 && io.initializing {
+                return Err(NotDuringInit {
+                    call: "fd_write",
+                    stream: "stdout",
+                }
+                .into());
+            }
             let mut written = 0u32;
             for i in 0..iovs_len as u32 {
                 let r = mem.iovec(iovs, i)?;
@@ -304,6 +324,13 @@ pub fn add_to_linker<T: Send + 'static>(
             let (mut mem, io) = split(&mut caller, ctx, "fd_read")?;
             if fd != 0 {
                 return Ok(EBADF);
+            }
+            if io.initializing {
+                return Err(NotDuringInit {
+                    call: "fd_read",
+                    stream: "stdin",
+                }
+                .into());
             }
             let mut read = 0u32;
             for i in 0..iovs_len as u32 {

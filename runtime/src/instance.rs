@@ -1,5 +1,6 @@
 //! One request's run of a guest: a fresh `Store` from the pre-linked module, its
-//! limits and deadline, `_start`, and what the run came to.
+//! limits and deadline, its entry point (`_start`, or a reactor's
+//! `wedge_handle`), and what the run came to.
 
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ pub async fn run(
         stdout: ResponseBuffer::new(settings.max_response),
         stderr: inv.log,
         memory: None,
+        initializing: false,
     };
     let mut store = Store::new(
         engine.engine(),
@@ -106,12 +108,12 @@ pub async fn run(
             .as_ref()
             .and_then(|m| instance.get_module_export(&mut store, m))
             .and_then(|e| e.into_memory());
-        let start = instance
-            .get_module_export(&mut store, &compiled.start)
+        let entry = instance
+            .get_module_export(&mut store, &compiled.entry)
             .and_then(|e| e.into_func())
-            .ok_or_else(|| wasmtime::format_err!("`_start` is not a function"))?
+            .ok_or_else(|| wasmtime::format_err!("the module's entry point is not a function"))?
             .typed::<(), ()>(&store)?;
-        start.call_async(&mut store, ()).await
+        entry.call_async(&mut store, ()).await
     })
     .await;
     timing.guest = started.elapsed().saturating_sub(timing.instantiate);

@@ -31,6 +31,8 @@
 //!   every source of change.
 //! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
+//! - [`preinit`]: reactor handlers: `_initialize` run once at load and
+//!   snapshotted with `wasmtime-wizer`, `wedge_handle` per request.
 //! - [`wagi`]: request to environment/argv, stdout to response.
 //! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
 //!   exit), served from the request's buffers.
@@ -52,7 +54,7 @@
 //! Modules depend on each other one way, and `cargo xtask layout` fails CI on
 //! a cycle. At the bottom are `config`, `metrics`, `telemetry` and `source`. Above them
 //! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
-//! `guest_io`, `wagi` and `engine`, then `function`. `instance`,
+//! `guest_io`, `wagi` and `engine`, then `preinit` and `function`. `instance`,
 //! `router` and `rollout` read functions, and `registry` builds them into
 //! routing snapshots. `handler` serves a request from a snapshot and `control`
 //! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows
@@ -80,6 +82,7 @@ pub mod log;
 pub mod metrics;
 pub mod outbound;
 pub mod peers;
+pub mod preinit;
 pub mod registry;
 pub mod request_id;
 pub mod rollout;

@@ -370,7 +370,7 @@ async fn shutdown_signal() {
 }
 
 /// `wedge compile-module`: the wasm on stdin, wasmtime's compiled code on
-/// stdout, an invalid module's error on stderr with exit status 2. It lowers
+/// stdout (of the snapshot, for a reactor with an `_initialize`), an invalid module's error on stderr with exit status 2. It lowers
 /// its own CPU priority first, so serving threads come before compiles.
 fn compile_module() -> ExitCode {
     use std::io::{Read, Write};
@@ -390,6 +390,15 @@ fn compile_module() -> ExitCode {
         Err(e) => {
             eprintln!("cannot set up the compiler: {e:#}");
             return ExitCode::FAILURE;
+        }
+    };
+    // A reactor's `_initialize` runs here, in the child, where the compile
+    // timeout can stop it; its snapshot is what gets compiled.
+    let wasm = match loader::prepare(&engine, &wasm) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("{}", e.to_string().replace('\n', " "));
+            return ExitCode::from(wedge::registry::compiler::EXIT_INIT as u8);
         }
     };
     match engine.precompile_module(&wasm) {
@@ -417,6 +426,9 @@ fn check(module: &Path) -> anyhow::Result<()> {
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());
     println!("sha256: {sha256}");
+    if let Ok(shape) = wedge::preinit::Shape::of(&bytes) {
+        println!("shape:  {}", shape.describe());
+    }
     println!("imports ({}):", compiled.imports.len());
     for import in &compiled.imports {
         println!("  {}::{} ({})", import.module, import.name, import.kind);

