@@ -31,7 +31,7 @@ fn request_path(c: &mut Criterion) {
         .unwrap();
     let engine = WasmEngine::new(64).unwrap();
     let bytes = std::fs::read(wedge_test_harness::examples::HELLO).unwrap();
-    let compiled = loader::compile(&engine, &bytes).unwrap();
+    let compiled = loader::compile(&engine, &bytes, wedge::engine::Tier::Optimized).unwrap();
     let telemetry = Arc::new(Telemetry::default());
     let version = Version {
         label: "v1".into(),

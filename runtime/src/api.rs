@@ -42,6 +42,10 @@ pub struct VersionState {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The code it serves from: `baseline` (Winch, while the optimized
+    /// compile runs) or `optimized` (Cranelift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
     /// Requests since the node started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,

@@ -307,6 +307,11 @@ impl Control {
         &self.registry
     }
 
+    /// Functions that serve nothing yet because they are still compiling.
+    pub fn pending(&self) -> usize {
+        self.registry.pending(&self.app.snapshot())
+    }
+
     /// The request handler whose snapshot this swaps.
     pub fn app(&self) -> &Arc<App> {
         &self.app
@@ -352,7 +357,15 @@ impl Control {
         if changed.is_empty() {
             return changed;
         }
-        self.app.swap(reloaded.snapshot);
+        // What is about to serve is the last good state to fall back on
+        // after a crash: remembered first, so a crash right after the swap
+        // still finds it.
+        let snapshot = Arc::new(reloaded.snapshot);
+        let registry = self.registry.clone();
+        let (remembering, remembered) = (snapshot.clone(), changed.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || registry.remember(&remembering, &remembered)).await;
+        self.app.swap(snapshot);
         let snapshot = self.app.snapshot();
         for name in &changed {
             self.swaps.inc(name);
@@ -371,22 +384,17 @@ impl Control {
                 None => tracing::info!(target: "wedge::registry", function = %name, "removed"),
             }
         }
-        // What serves now is the last good state to fall back on after a crash.
-        let registry = self.registry.clone();
-        let remembered = changed.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            registry.remember(&snapshot, &remembered);
-            if stats.cached > 0 {
-                registry.evict(&snapshot);
-            }
-        })
-        .await;
+        if stats.cached > 0 {
+            let registry = self.registry.clone();
+            let _ = tokio::task::spawn_blocking(move || registry.evict(&snapshot)).await;
+        }
         changed
     }
 
-    /// Compiles `job` in a child process unless it is compiling already, then
-    /// sends its function for a reload.
-    fn compile_in_background(&self, job: CompileJob) {
+    /// Compiles `job` in child processes unless it is compiling already,
+    /// baseline then optimized code, and sends its functions for a reload
+    /// after each.
+    pub fn compile_in_background(&self, job: CompileJob) {
         if !self.registry.begin_compile(&job) {
             return;
         }
@@ -397,9 +405,23 @@ impl Control {
             size = job.bytes.len(),
             "compiling"
         );
-        let (registry, changes) = (self.registry.clone(), self.changes.clone());
+        let (registry, changes, app) = (
+            self.registry.clone(),
+            self.changes.clone(),
+            self.app.clone(),
+        );
         tokio::spawn(async move {
-            for function in registry.compile(&job).await {
+            // Baseline code first, for the functions to serve within moments;
+            // then the optimized code they are reloaded onto.
+            for function in registry.compile_baseline(&job).await.unwrap_or_default() {
+                let _ = changes.send(Change::Compiled(function)).await;
+            }
+            let waiting = registry.compile(&job).await;
+            // The cache grew: evict here, as the reload that follows swaps
+            // nothing when the version was replaced while it compiled.
+            let (evicting, snapshot) = (registry.clone(), app.snapshot());
+            let _ = tokio::task::spawn_blocking(move || evicting.evict(&snapshot)).await;
+            for function in waiting {
                 let _ = changes.send(Change::Compiled(function)).await;
             }
         });

@@ -1,9 +1,10 @@
 //! The wasmtime engine and the single linker every handler is instantiated against.
 //!
-//! One [`Engine`] per process: the pooling allocator with copy-on-write memory
-//! images, epoch interruption driven by a ticker thread, and async support so a
-//! guest runs right on the hyper task that serves its request. Host interfaces
-//! are added to the linker here and nowhere else.
+//! One [`Engine`] per compiler tier per process (Winch's baseline code and
+//! Cranelift's optimized code, see [`Tier`]): the pooling allocator with
+//! copy-on-write memory images, epoch interruption driven by a ticker thread,
+//! and async support so a guest runs right on the hyper task that serves its
+//! request. Host interfaces are added to the linkers here and nowhere else.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
-    ResourceLimiter,
+    ResourceLimiter, Strategy,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -127,60 +128,105 @@ impl ResourceLimiter for GuestLimits {
     }
 }
 
-/// The process-wide engine and linker, plus the epoch ticker that drives deadlines.
+/// Which compiler produced a module's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch, wasmtime's baseline compiler: a module compiles in a fraction
+    /// of Cranelift's time into slower code. A new module serves from it
+    /// while Cranelift works.
+    Baseline,
+    /// Cranelift, wasmtime's optimizing compiler: what the module cache holds.
+    Optimized,
+}
+
+impl Tier {
+    /// The tier's name in logs and `wedge compile-module --tier`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Baseline => "baseline",
+            Tier::Optimized => "optimized",
+        }
+    }
+}
+
+/// The process-wide engines and linkers, one per [`Tier`] (code from one
+/// compiler does not load into the other's engine), plus the epoch ticker
+/// that drives both engines' deadlines.
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<Host>,
+    baseline: Engine,
+    baseline_linker: Linker<Host>,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl WasmEngine {
-    /// Builds the engine with room for `max_inflight` concurrent instances.
+    /// Builds the engines, each with room for `max_inflight` concurrent instances.
     pub fn new(max_inflight: u32) -> anyhow::Result<Self> {
-        let slots = max_inflight.saturating_add(POOL_HEADROOM);
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_core_instances(slots)
-            .total_memories(slots)
-            .total_tables(slots)
-            .total_stacks(slots)
-            .max_memory_size(MAX_MEMORY.as_usize())
-            // Resetting the start of each slot by scanning the page map for dirty
-            // pages avoids madvise and page faults on every request. A Rust guest's
-            // 1 MiB stack grows down from 1 MiB with the heap above it, so the pages
-            // a request dirties lie in the first 2 MiB: measured 31 µs of CPU per
-            // hello request at 2 MiB against 37 µs at 128 KiB.
-            .linear_memory_keep_resident(2 << 20)
-            .table_keep_resident(64 << 10)
-            .pagemap_scan(Enabled::Auto);
-
-        let mut config = compile_config();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)?;
-
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, Host::wasi)?;
-        guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
-        kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
-        outbound::host::add_to_linker(&mut linker, |host: &mut Host| &mut host.outbound)?;
-
+        let (engine, linker) = serving_engine(Tier::Optimized, max_inflight)?;
+        let (baseline, baseline_linker) = serving_engine(Tier::Baseline, max_inflight)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
+        spawn_epoch_ticker([engine.clone(), baseline.clone()], ticker_stop.clone())?;
         Ok(Self {
             engine,
             linker,
+            baseline,
+            baseline_linker,
             ticker_stop,
         })
     }
 
-    /// The wasmtime engine modules are compiled for.
+    /// The engine of optimized code: the module cache's.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// The linker holding every host interface a handler may import.
-    pub fn linker(&self) -> &Linker<Host> {
-        &self.linker
+    /// The engine of `tier`'s code.
+    pub fn engine_for(&self, tier: Tier) -> &Engine {
+        match tier {
+            Tier::Baseline => &self.baseline,
+            Tier::Optimized => &self.engine,
+        }
     }
+
+    /// The linker holding every host interface a handler may import, for
+    /// code of `tier`.
+    pub fn linker(&self, tier: Tier) -> &Linker<Host> {
+        match tier {
+            Tier::Baseline => &self.baseline_linker,
+            Tier::Optimized => &self.linker,
+        }
+    }
+}
+
+/// One tier's serving engine and its linker.
+fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<(Engine, Linker<Host>)> {
+    let slots = max_inflight.saturating_add(POOL_HEADROOM);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_stacks(slots)
+        .max_memory_size(MAX_MEMORY.as_usize())
+        // Resetting the start of each slot by scanning the page map for dirty
+        // pages avoids madvise and page faults on every request. A Rust guest's
+        // 1 MiB stack grows down from 1 MiB with the heap above it, so the pages
+        // a request dirties lie in the first 2 MiB: measured 31 µs of CPU per
+        // hello request at 2 MiB against 37 µs at 128 KiB.
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
+
+    let mut config = compile_config(tier);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)?;
+
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, Host::wasi)?;
+    guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
+    kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
+    outbound::host::add_to_linker(&mut linker, |host: &mut Host| &mut host.outbound)?;
+    Ok((engine, linker))
 }
 
 impl Drop for WasmEngine {
@@ -189,30 +235,36 @@ impl Drop for WasmEngine {
     }
 }
 
-/// The code-generation settings every engine of wedge shares: the serving
-/// engine, and the compiling one in `wedge compile-module`, whose output the
-/// serving engine loads. wasmtime refuses compiled code whose settings differ.
-fn compile_config() -> Config {
+/// The code-generation settings of `tier`, which every engine of wedge for
+/// that tier shares: the serving engine, and the compiling one in `wedge
+/// compile-module`, whose output the serving engine loads. wasmtime refuses
+/// compiled code whose settings differ.
+fn compile_config(tier: Tier) -> Config {
     let mut config = Config::new();
     config.memory_init_cow(true).epoch_interruption(true);
+    if tier == Tier::Baseline {
+        config.strategy(Strategy::Winch);
+    }
     config
 }
 
-/// An engine that only compiles, for `wedge compile-module`: its output loads
-/// into the serving engine of [`WasmEngine::new`].
-pub fn compiling_engine() -> anyhow::Result<Engine> {
-    let mut config = compile_config();
+/// An engine that only compiles `tier`'s code, for `wedge compile-module`:
+/// its output loads into that tier's serving engine of [`WasmEngine::new`].
+pub fn compiling_engine(tier: Tier) -> anyhow::Result<Engine> {
+    let mut config = compile_config(tier);
     config.parallel_compilation(true);
     Ok(Engine::new(&config)?)
 }
 
-fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+fn spawn_epoch_ticker(engines: [Engine; 2], stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("wedge-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         })?;
     Ok(())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{InstancePre, ModuleExport};
 
 use crate::config::{Deployment, RolloutConfig};
-use crate::engine::Host;
+use crate::engine::{Host, Tier};
 use crate::outbound::OriginClient;
 use crate::telemetry::VersionStats;
 
@@ -114,6 +114,8 @@ pub struct Compiled {
     pub memory: Option<ModuleExport>,
     /// The module's imports.
     pub imports: Vec<Import>,
+    /// The compiler that made its code.
+    pub tier: Tier,
 }
 
 /// One import of a module, as `wedge check` lists it.

@@ -161,8 +161,8 @@ impl App {
     }
 
     /// Replaces the routing snapshot. Requests already running keep the old one.
-    pub fn swap(&self, snapshot: Snapshot) {
-        self.snapshot.store(Arc::new(snapshot));
+    pub fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
     }
 
     /// The current routing snapshot.

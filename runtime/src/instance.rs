@@ -87,7 +87,7 @@ pub async fn run(
         initializing: false,
     };
     let mut store = Store::new(
-        engine.engine(),
+        engine.engine_for(version.compiled.tier),
         Host::new(io, GuestLimits::new(settings.memory), inv.kv, inv.outbound),
     );
     store.limiter(|host| &mut host.limits);

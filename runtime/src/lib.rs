@@ -171,12 +171,12 @@ pub async fn serve(
         outbound,
         compiler,
     ));
-    let (loaded, compiled) = load_functions(&registry).await?;
+    let loaded = load_functions(&registry).await?;
     let functions = loaded.snapshot.functions().count();
     tracing::info!(
         target: "wedge::registry",
         functions,
-        compiled,
+        compiling = loaded.jobs.len(),
         cached = loaded.stats.cached,
         failures = registry.failures().len(),
         load_ms = started.elapsed().as_millis() as u64,
@@ -222,6 +222,11 @@ pub async fn serve(
     };
     let control = Arc::new(Control::new(registry, app.clone(), changes));
     tokio::spawn(control.clone().run_reloads(control_loop));
+    // What the cache lacked compiles now, while the rest serves: each
+    // function goes live when its baseline code is ready.
+    for job in loaded.jobs {
+        control.compile_in_background(job);
+    }
     tokio::spawn(control.clone().watch_canaries());
     tracing::info!(
         target: "wedge::admin",
@@ -290,35 +295,13 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
     }
 }
 
-/// Loads the functions directory, compiling what the cache lacks (several
-/// modules at a time) before the node serves. Returns the result and how many
-/// modules were compiled.
-async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<(Reloaded, usize)> {
-    let first = {
-        let registry = registry.clone();
-        tokio::task::spawn_blocking(move || registry.load_all()).await?
-    };
-    let mut compiles = tokio::task::JoinSet::new();
-    for job in first.jobs.iter().filter(|j| registry.begin_compile(j)) {
-        let (registry, job) = (registry.clone(), job.clone());
-        compiles.spawn(async move { registry.compile(&job).await });
-    }
-    let compiled = compiles.len();
-    while compiles.join_next().await.is_some() {}
-    // Every function that waited, including those sharing a module with another.
-    let mut names: Vec<String> = first.jobs.iter().map(|j| j.function.clone()).collect();
-    names.sort();
-    names.dedup();
+/// Loads the functions directory from what is compiled (the module cache) and
+/// hands back, as jobs, the modules still to compile: the node serves the rest
+/// at once.
+async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<Reloaded> {
     let registry = registry.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        let loaded = match names.is_empty() {
-            true => first,
-            false => {
-                let mut second = registry.reload(&first.snapshot, &names);
-                second.stats.cached += first.stats.cached;
-                second
-            }
-        };
+        let loaded = registry.load_all();
         // What serves now is the state to fall back on after a crash.
         let all: Vec<String> = loaded
             .snapshot
@@ -331,7 +314,7 @@ async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<(Reloaded, u
         loaded
     })
     .await?;
-    Ok((loaded, compiled))
+    Ok(loaded)
 }
 
 /// `server.max_connections`, within what the process's file descriptor limit

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use wedge::client::AdminClient;
 use wedge::config::Config;
-use wedge::engine::WasmEngine;
+use wedge::engine::{Tier, WasmEngine};
 use wedge::log::LogFormat;
 use wedge::registry::loader;
 
@@ -116,7 +116,15 @@ enum Command {
     /// Compiles one module from stdin to stdout; what `serve` runs in a child
     /// process for every compile.
     #[command(name = "compile-module", hide = true)]
-    CompileModule,
+    CompileModule {
+        /// Winch's quick code instead of Cranelift's optimized code.
+        #[arg(long)]
+        baseline: bool,
+        /// Where to write the pre-initialized snapshot of a reactor, which
+        /// the optimized compile then compiles instead of initializing again.
+        #[arg(long)]
+        snapshot_out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,7 +236,16 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Kv { op, admin } => with_admin(&admin, |c| async move { kv(&c, op).await }),
-        Command::CompileModule => return compile_module(),
+        Command::CompileModule {
+            baseline,
+            snapshot_out,
+        } => {
+            let tier = match baseline {
+                true => Tier::Baseline,
+                false => Tier::Optimized,
+            };
+            return compile_module(tier, snapshot_out.as_deref());
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -369,23 +386,30 @@ async fn shutdown_signal() {
     }
 }
 
-/// `wedge compile-module`: the wasm on stdin, wasmtime's compiled code on
-/// stdout (of the snapshot, for a reactor with an `_initialize`), an invalid module's error on stderr with exit status 2. It lowers
-/// its own CPU priority first, so serving threads come before compiles.
-fn compile_module() -> ExitCode {
+/// `wedge compile-module`: the wasm on stdin, wasmtime's compiled code of
+/// `tier` on stdout (of the snapshot, for a reactor with an `_initialize`,
+/// which is also written to `snapshot_out` when given), an invalid module's
+/// error on stderr with exit status 2, a failed initialization's with 3. It
+/// lowers its own CPU priority first, so serving threads come before
+/// compiles, and an optimized compile's further than a baseline one's.
+fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     use std::io::{Read, Write};
     // A compile outlives no node: it dies with the process that started it.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
         return ExitCode::FAILURE;
     }
-    let _ = rustix::process::setpriority_process(None, 10);
+    let niceness = match tier {
+        Tier::Baseline => 10,
+        Tier::Optimized => 19,
+    };
+    let _ = rustix::process::setpriority_process(None, niceness);
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
         eprintln!("cannot read the module: {e}");
         return ExitCode::FAILURE;
     }
-    let engine = match wedge::engine::compiling_engine() {
+    let engine = match wedge::engine::compiling_engine(tier) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("cannot set up the compiler: {e:#}");
@@ -394,13 +418,24 @@ fn compile_module() -> ExitCode {
     };
     // A reactor's `_initialize` runs here, in the child, where the compile
     // timeout can stop it; its snapshot is what gets compiled.
-    let wasm = match loader::prepare(&engine, &wasm) {
+    let winch = match tier {
+        Tier::Baseline => None,
+        Tier::Optimized => wedge::engine::compiling_engine(Tier::Baseline).ok(),
+    };
+    let engines: Vec<&wasmtime::Engine> = winch.iter().chain([&engine]).collect();
+    let wasm = match loader::prepare(&engines, &wasm) {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("{}", e.to_string().replace('\n', " "));
             return ExitCode::from(wedge::registry::compiler::EXIT_INIT as u8);
         }
     };
+    if let (Some(path), std::borrow::Cow::Owned(snapshot)) = (snapshot_out, &wasm)
+        && let Err(e) = std::fs::write(path, snapshot)
+    {
+        eprintln!("cannot write the snapshot: {e}");
+        return ExitCode::FAILURE;
+    }
     match engine.precompile_module(&wasm) {
         Ok(compiled) => match std::io::stdout().lock().write_all(&compiled) {
             Ok(()) => ExitCode::SUCCESS,
@@ -421,7 +456,7 @@ fn check(module: &Path) -> anyhow::Result<()> {
         std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
     let sha256 = loader::sha256_hex(&bytes);
     let engine = WasmEngine::new(1)?;
-    let compiled = loader::compile(&engine, &bytes)
+    let compiled = loader::compile(&engine, &bytes, Tier::Optimized)
         .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());

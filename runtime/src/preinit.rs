@@ -108,16 +108,27 @@ struct InitHost {
     limits: GuestLimits,
 }
 
-/// Runs a reactor's `_initialize` on `engine` and returns the snapshot: a
-/// module with the initialized memory and globals as its data and no
-/// `_initialize` export. Runs guest code to completion (no deadline): call
-/// it where a runaway initializer can be stopped, as the compile child is.
-pub fn snapshot(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, InitError> {
+/// Runs a reactor's `_initialize` and returns the snapshot: a module with the
+/// initialized memory and globals as its data and no `_initialize` export.
+/// The code that runs it comes from the first of `engines` that compiles the
+/// module (Winch first: initialization runs once, so a quick compile beats
+/// quick code). Runs guest code to completion (no deadline): call it where a
+/// runaway initializer can be stopped, as the compile child is.
+pub fn snapshot(engines: &[&Engine], wasm: &[u8]) -> Result<Vec<u8>, InitError> {
     let fail = |e: wasmtime::Error| InitError(format!("{e:#}").replace('\n', " "));
     let mut wizer = Wizer::new();
     wizer.init_func(INITIALIZE);
     let (cx, instrumented) = wizer.instrument(wasm).map_err(fail)?;
-    let module = Module::new(engine, &instrumented).map_err(fail)?;
+    let mut compiled = Err(InitError("no engine to initialize with".into()));
+    for engine in engines {
+        compiled = Module::new(engine, &instrumented).map_err(fail);
+        if compiled.is_ok() {
+            break;
+        }
+    }
+    let module = compiled?;
+    let engine = module.engine().clone();
+    let engine = &engine;
     let linker = init_linker(engine, &module).map_err(fail)?;
     let host = InitHost {
         io: GuestIo {

@@ -50,20 +50,34 @@ pub async fn oversized_modules_are_refused() {
     assert_eq!(fits.status, 200, "{}", fits.text());
 }
 
-/// A compile that runs past `compile_timeout` is abandoned: the upload gets
-/// 422 naming the limit, the same module dropped into the directory is a
-/// counted load failure, and the version that served keeps serving.
+/// A compile that runs past `compile_timeout` is abandoned. When it is the
+/// optimized compile, the module serves on from its baseline code and the log
+/// says so. When it is the initialization of a reactor, the module is
+/// refused: the upload gets 422 naming the limit, the same module dropped
+/// into the directory is a counted load failure, and the version that served
+/// keeps serving.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn slow_compile_is_abandoned() {
     let n = node()
-        // Room for hello to compile on a loaded machine; none for the slow
-        // module, which alone takes several times the limit.
+        // Room for hello to compile on a loaded machine; none for Cranelift
+        // over the slow module, which alone takes several times the limit.
         .functions_setting("compile_timeout = \"4s\"")
         .function("hello", examples::HELLO)
         .start();
-    let slow = slow_to_compile(1000 << 10, 200);
+    let accepted = upload(&n, "slow", "v1", slow_to_compile(1000 << 10, 200)).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
+    let line = n
+        .wait_for_log(Duration::from_secs(20), |l| {
+            l.contains("the optimized compile failed") && l.contains("function=slow")
+        })
+        .expect("the abandoned optimized compile is logged");
+    assert!(line.contains("compile_timeout"), "{line}");
+    // Its `_start` writes nothing: the guest's malformed answer, not a 503.
+    assert_eq!(get_status(n.addr(), "/slow").await, 502);
+
+    let spin = std::fs::read(guests::C_INIT_SPIN).unwrap();
     let started = Instant::now();
-    let refused = upload(&n, "hello", "v2", slow.clone()).await;
+    let refused = upload(&n, "hello", "v2", spin.clone()).await;
     assert_eq!(refused.status, 422, "{}", refused.text());
     assert!(
         refused.text().contains("compile_timeout"),
@@ -78,17 +92,17 @@ pub async fn slow_compile_is_abandoned() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-wedge-version"), Some("v1"));
 
-    let dir = n.dir().join("functions/slow");
+    let dir = n.dir().join("functions/spinner");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("v1.wasm"), &slow).unwrap();
+    std::fs::write(dir.join("v1.wasm"), &spin).unwrap();
     let line = n
         .wait_for_log(Duration::from_secs(20), |l| {
-            l.contains("cannot load") && l.contains("function=slow")
+            l.contains("cannot load") && l.contains("function=spinner")
         })
         .expect("the abandoned compile is a load failure");
     assert!(line.contains("compile_timeout"), "{line}");
     assert!(
-        n.metric(r#"wedge_module_load_failures_total{function="slow"}"#)
+        n.metric(r#"wedge_module_load_failures_total{function="spinner"}"#)
             .await
             .unwrap()
             >= 1.0
@@ -156,10 +170,10 @@ pub async fn compiles_never_block_the_control_plane() {
     );
     assert!(rolled_back.contains("function=r"), "{rolled_back}");
     assert!(
-        !n.log_lines()
-            .iter()
-            .any(|l| l.contains("compiled") && l.contains("function=big")),
-        "the big module was still compiling through all of it"
+        !n.log_lines().iter().any(|l| l.contains("compiled")
+            && l.contains("function=big")
+            && l.contains("tier=optimized")),
+        "the big module's optimized compile was still running through all of it"
     );
     for _ in 0..20 {
         assert_eq!(get_status(n.addr(), "/r").await, 200, "only v1 serves now");
@@ -176,22 +190,45 @@ pub async fn module_cache_is_bounded() {
     std::fs::write(stale.join("old.cwasm"), b"compiled by another engine").unwrap();
     let n = b.start();
     assert!(!stale.exists(), "another engine's directory is removed");
-    let modules = n.dir().join("data/modules");
-    let engines: Vec<_> = std::fs::read_dir(&modules).unwrap().collect();
-    assert_eq!(engines.len(), 1);
-    let engine = engines[0].as_ref().unwrap().path();
+    crate::swap::until_optimized(&n, "hello").await;
+    // The optimized code's directory; the baseline code's is empty once the
+    // optimized code is there.
+    let engine = n.dir().join("data/modules").join(optimized_engine_dir(&n));
 
     let hello = std::fs::read(examples::HELLO).unwrap();
     for i in 0..40 {
         let reply = upload(&n, "hello", "v1", padded(&hello, i, 0)).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
+    crate::swap::until_optimized(&n, "hello").await;
     let entries = count_entries(&engine);
     assert!(
         entries <= 1 + 32,
         "{entries} compiled modules kept for one in use"
     );
     assert_eq!(get_status(n.addr(), "/hello").await, 200);
+    for dir in std::fs::read_dir(n.dir().join("data/modules")).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir != engine {
+            assert_eq!(
+                count_entries(&dir),
+                0,
+                "baseline code left in {}",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// The cache directory of optimized code: the one holding `hello`'s entry.
+fn optimized_engine_dir(n: &Node) -> String {
+    for dir in std::fs::read_dir(n.dir().join("data/modules")).unwrap() {
+        let dir = dir.unwrap();
+        if count_entries(&dir.path()) > 0 {
+            return dir.file_name().to_string_lossy().into_owned();
+        }
+    }
+    panic!("no compiled code in the cache")
 }
 
 fn count_entries(dir: &Path) -> usize {
@@ -205,4 +242,118 @@ fn count_entries(dir: &Path) -> usize {
                 .ends_with(".cwasm")
         })
         .count()
+}
+
+/// A new module serves from Winch's baseline code while Cranelift compiles,
+/// then the optimized code replaces it under load without failing a request;
+/// a restart serves the optimized code from the cache at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+pub async fn baseline_code_serves_until_optimized_code_replaces_it() {
+    let mut n = node().function("hello", examples::HELLO).start();
+    crate::swap::until_optimized(&n, "hello").await;
+    // A 5 MB Go reactor: Cranelift takes seconds over it, Winch far less.
+    let dir = n.dir().join("functions/go-hello");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("v1.wasm"),
+        std::fs::read(examples::GO_HELLO).unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get_status(n.addr(), "/go-hello?name=a").await != 200 {
+        assert!(Instant::now() < deadline, "go-hello never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tier = |listed: serde_json::Value| {
+        listed["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "go-hello")
+            .map(|f| f["versions"][0]["tier"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let listed = n
+        .admin(Method::GET, "/v1/functions", None, Bytes::new())
+        .await
+        .text();
+    assert_eq!(tier(serde_json::from_str(&listed).unwrap()), "baseline");
+
+    // Requests run throughout the replacement; every one is answered right.
+    let addr = n.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut answered = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, body) =
+                        wedge_test_harness::raw_call(addr, "GET", &format!("/go-hello?name=n{i}"))
+                            .await;
+                    assert_eq!(
+                        (status, body.as_str()),
+                        (200, format!("Hello, n{i}!\n").as_str())
+                    );
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    crate::swap::until_optimized(&n, "go-hello").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        assert!(l.await.unwrap() > 0);
+    }
+
+    n.restart();
+    let listed = n
+        .admin(Method::GET, "/v1/functions", None, Bytes::new())
+        .await
+        .text();
+    assert_eq!(tier(serde_json::from_str(&listed).unwrap()), "optimized");
+    assert_eq!(n.get("/go-hello?name=b").await.text(), "Hello, b!\n");
+}
+
+/// A start with functions the cache lacks serves at once: each function goes
+/// live when its code is ready, and `/readyz` counts those still pending
+/// (and with `?all=1` answers 503 until none is).
+#[tokio::test(flavor = "multi_thread")]
+pub async fn init_slow() {
+    let n = node()
+        .function("hello", examples::HELLO)
+        .function("late", guests::C_INIT_SLOW)
+        .start_serving();
+    let ready = |query: &'static str| {
+        let n = &n;
+        async move {
+            let reply = n
+                .admin(Method::GET, &format!("/readyz{query}"), None, Bytes::new())
+                .await;
+            (reply.status.as_u16(), reply.text())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_status(n.addr(), "/hello").await != 200 {
+        assert!(Instant::now() < deadline, "hello never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // hello serves while late's initializer is still asleep.
+    assert_eq!(get_status(n.addr(), "/late").await, 404);
+    assert_eq!(ready("").await, (200, "ready\npending: 1\n".to_string()));
+    let (status, text) = ready("?all=1").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("1 functions still compiling"), "{text}");
+
+    while get_status(n.addr(), "/late").await != 200 {
+        assert!(Instant::now() < deadline, "late never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(n.get("/late").await.text(), "ready 1\n");
+    assert_eq!(
+        ready("?all=1").await,
+        (200, "ready\npending: 0\n".to_string())
+    );
 }

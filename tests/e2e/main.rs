@@ -45,6 +45,7 @@ pub fn scale(small: usize, full: usize) -> usize {
 /// Every guest program in tests/guests has a test of the same name; adding a
 /// guest without one fails the build here.
 mod tested {
+    pub use crate::compiles::init_slow as c_init_slow;
     pub use crate::connections::slow_readers_are_disconnected as big;
     pub use crate::hostile::{flood, hog, recurse, spin, wasi_abuse};
     pub use crate::kv::{kv_abuse, kv_probe};

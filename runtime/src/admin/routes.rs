@@ -25,7 +25,7 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Rep
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["readyz"]) => Ok(readyz(control)),
+        (&Method::GET, ["readyz"]) => Ok(readyz(control, req.uri().query())),
         (&Method::GET, ["metrics"]) => {
             let mut r = text(StatusCode::OK, super::metrics::render(control));
             r.headers_mut().insert(
@@ -90,14 +90,25 @@ fn ok(value: &impl serde::Serialize) -> Response<Body> {
     json(StatusCode::OK, value)
 }
 
-/// Ready when the functions are loaded (always, once this listener answers)
-/// and the key-value store takes writes; otherwise 503 saying what is wrong.
-fn readyz(control: &Control) -> Response<Body> {
-    match control.app().kv().health().problem() {
-        None => text(StatusCode::OK, "ready\n"),
-        Some(problem) => text(
+/// Ready when the key-value store takes writes; otherwise 503 saying what is
+/// wrong. Functions go live one by one as they compile, so the answer also
+/// says how many are still compiling before they first serve; with
+/// `?all=1` it is 503 until none is.
+fn readyz(control: &Control, query: Option<&str>) -> Response<Body> {
+    let pending = control.pending();
+    if let Some(problem) = control.app().kv().health().problem() {
+        return text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: the key-value store cannot write: {problem}\n"),
+            format!("not ready: the key-value store cannot write: {problem}\npending: {pending}\n"),
+        );
+    }
+    let all = query.is_some_and(|q| q.split('&').any(|p| p == "all=1" || p == "all=true"));
+    match (pending, all) {
+        (0, _) => text(StatusCode::OK, "ready\npending: 0\n"),
+        (n, false) => text(StatusCode::OK, format!("ready\npending: {n}\n")),
+        (n, true) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {n} functions still compiling\npending: {n}\n"),
         ),
     }
 }
@@ -155,6 +166,7 @@ fn describe(f: &Function, last_error: Option<LoadFailure>) -> api::FunctionState
                 loaded: loaded.is_some(),
                 sha256: loaded.map(|v| v.sha256.clone()),
                 size: loaded.map(|v| v.size),
+                tier: loaded.map(|v| v.compiled.tier.as_str().to_string()),
                 requests: totals.map(|t| t.0),
                 errors: totals.map(|t| t.1),
             }

@@ -1,7 +1,9 @@
 //! The compiled-module cache: compiled code on disk, keyed by the sha256 of the
 //! module's bytes, so a restart with unchanged modules compiles nothing.
 //!
-//! `<store.dir>/modules/<engine>/<sha256>.cwasm`. `<engine>` is a digest of
+//! `<store.dir>/modules/<engine>/<sha256>.cwasm` for optimized code, and the
+//! same under the baseline engine's name for the baseline code of modules
+//! whose optimized code has not landed. `<engine>` is a digest of
 //! wasmtime's own compatibility hash (its version and every compilation
 //! setting), taken with sha256 so the name is the same across builds of the
 //! same wasmtime: code compiled for another engine is never loaded, and the
@@ -19,19 +21,24 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
-use crate::engine::WasmEngine;
+use crate::engine::{Tier, WasmEngine};
 use crate::fsutil;
 
 /// Entries kept beyond those in use, most recently used first, so rolling back
 /// to a recent version does not compile again.
 pub const SPARE_ENTRIES: usize = 32;
 
-/// The on-disk cache of one engine's compiled modules.
+/// The on-disk cache of compiled modules: optimized code, and the baseline
+/// code of modules whose optimized code is not there yet.
 pub struct ModuleCache {
     /// `<store.dir>/modules`.
     root: PathBuf,
-    /// `<root>/<engine>`.
+    /// `<root>/<engine>`: optimized code.
     dir: PathBuf,
+    /// `<root>/<baseline engine>`: baseline code, each entry removed when
+    /// its module's optimized code lands, so a crash in between still finds
+    /// code for the last good state.
+    baseline_dir: PathBuf,
 }
 
 /// What the temporary files of this process's compiles have in their names.
@@ -54,11 +61,16 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// The directory name for `engine`'s compiled code.
+/// The directory name for `engine`'s optimized code.
 pub fn engine_dir_name(engine: &WasmEngine) -> String {
+    tier_dir_name(engine, Tier::Optimized)
+}
+
+/// The directory name for the code of `tier` that `engine` loads.
+fn tier_dir_name(engine: &WasmEngine, tier: Tier) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
     engine
-        .engine()
+        .engine_for(tier)
         .precompile_compatibility_hash()
         .hash(&mut hasher);
     let digest = hasher.0.finalize();
@@ -70,7 +82,50 @@ impl ModuleCache {
     pub fn new(store_dir: &Path, engine: &WasmEngine) -> Self {
         let root = store_dir.join("modules");
         let dir = root.join(engine_dir_name(engine));
-        Self { root, dir }
+        let baseline_dir = root.join(tier_dir_name(engine, Tier::Baseline));
+        Self {
+            root,
+            dir,
+            baseline_dir,
+        }
+    }
+
+    /// Where the baseline code of `sha256` lives.
+    fn baseline_path(&self, sha256: &str) -> PathBuf {
+        self.baseline_dir.join(format!("{sha256}.cwasm"))
+    }
+
+    /// Moves a finished baseline compile at `tmp` into place for `sha256`.
+    pub fn commit_baseline(&self, tmp: &Path, sha256: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.baseline_dir)?;
+        fsutil::rename_durably(tmp, &self.baseline_path(sha256))
+    }
+
+    /// The baseline code of `sha256`, when there is some; an unusable entry
+    /// is removed.
+    pub fn load_baseline(
+        &self,
+        engine: &WasmEngine,
+        sha256: &str,
+    ) -> Option<wasmtime::Result<Module>> {
+        let path = self.baseline_path(sha256);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: as for `load`: written only through `commit_baseline`, from
+        // `wedge compile-module --baseline` with the settings the directory
+        // name pins.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Module::deserialize_file(engine.engine_for(Tier::Baseline), &path) };
+        if loaded.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        Some(loaded)
+    }
+
+    /// Removes the baseline code of `sha256`: its optimized code is there.
+    pub fn remove_baseline(&self, sha256: &str) {
+        let _ = std::fs::remove_file(self.baseline_path(sha256));
     }
 
     /// The engine's name, [`engine_dir_name`]: the same for every node whose
@@ -96,6 +151,14 @@ impl ModuleCache {
         Ok(self
             .dir
             .join(format!(".{sha256}.cwasm{}{n}", own_temp_marker())))
+    }
+
+    /// Where this process keeps the snapshot of reactor `sha256` between its
+    /// baseline and its optimized compile. A temporary file: left by a crash,
+    /// the next eviction removes it.
+    pub fn snapshot_path(&self, sha256: &str) -> PathBuf {
+        self.dir
+            .join(format!(".{sha256}.snapshot{}", own_temp_marker()))
     }
 
     /// Moves a finished compile at `tmp` into place as the entry for `sha256`.
@@ -148,7 +211,24 @@ impl ModuleCache {
         let mut removed = 0;
         if let Ok(engines) = std::fs::read_dir(&self.root) {
             for entry in engines.filter_map(Result::ok) {
-                if entry.path() != self.dir && std::fs::remove_dir_all(entry.path()).is_ok() {
+                let path = entry.path();
+                if path != self.dir
+                    && path != self.baseline_dir
+                    && std::fs::remove_dir_all(path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        // Baseline code nothing uses goes at once: it is quick to make again.
+        if let Ok(entries) = std::fs::read_dir(&self.baseline_dir) {
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name
+                    .strip_suffix(".cwasm")
+                    .is_some_and(|sha| !keep.contains(sha))
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
                     removed += 1;
                 }
             }

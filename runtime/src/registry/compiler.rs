@@ -1,6 +1,8 @@
 //! Compiling modules in a child process: `wedge compile-module` reads the wasm
 //! on stdin and writes wasmtime's compiled code to stdout, which is a file in
-//! the module cache.
+//! the module cache, with Winch for the quick baseline code a new module
+//! serves from first or with Cranelift for the optimized code that replaces
+//! it (see [`Tier`]).
 //!
 //! A compile cannot be interrupted inside Cranelift, but a process can be
 //! killed: a compile that runs past `functions.compile_timeout` is abandoned
@@ -20,6 +22,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+use crate::engine::Tier;
 use crate::registry::LoadError;
 
 /// The hidden subcommand of the `wedge` binary that compiles one module.
@@ -40,17 +43,22 @@ const MAX_STDERR: usize = 16 << 10;
 pub struct Compiler {
     /// The `wedge` binary, started as `wedge compile-module`.
     exe: PathBuf,
-    /// Compiles running at once.
+    /// Baseline compiles running at once: apart from the optimized ones, so
+    /// a queue of slow compiles never holds up a new module's quick one.
+    baseline_slots: Arc<Semaphore>,
+    /// Optimized compiles running at once.
     slots: Arc<Semaphore>,
     /// How long one compile may take.
     timeout: Duration,
 }
 
 impl Compiler {
-    /// Compiles with `exe compile-module`, at most `slots` at once, each within `timeout`.
+    /// Compiles with `exe compile-module`, at most `slots` at once per tier,
+    /// each within `timeout`.
     pub fn new(exe: PathBuf, slots: usize, timeout: Duration) -> Self {
         Self {
             exe,
+            baseline_slots: Arc::new(Semaphore::new(slots.max(1))),
             slots: Arc::new(Semaphore::new(slots.max(1))),
             timeout,
         }
@@ -63,25 +71,51 @@ impl Compiler {
         std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
     }
 
-    /// Compiles `wasm` into the file `dest`. On any error `dest` is removed.
-    pub async fn compile(&self, wasm: Arc<[u8]>, dest: &Path) -> Result<(), LoadError> {
-        let _slot = self
-            .slots
+    /// Compiles `wasm` to `tier`'s code into the file `dest`, and a reactor's
+    /// snapshot into `snapshot_out` when given. On any error both are removed.
+    pub async fn compile(
+        &self,
+        wasm: Arc<[u8]>,
+        dest: &Path,
+        tier: Tier,
+        snapshot_out: Option<&Path>,
+    ) -> Result<(), LoadError> {
+        let slots = match tier {
+            Tier::Baseline => &self.baseline_slots,
+            Tier::Optimized => &self.slots,
+        };
+        let _slot = slots
             .acquire()
             .await
             .map_err(|_| LoadError::Compiler("the compiler is shutting down".into()))?;
-        let result = self.run(wasm, dest).await;
+        let result = self.run(wasm, dest, tier, snapshot_out).await;
         if result.is_err() {
             let _ = std::fs::remove_file(dest);
+            if let Some(path) = snapshot_out {
+                let _ = std::fs::remove_file(path);
+            }
         }
         result
     }
 
-    async fn run(&self, wasm: Arc<[u8]>, dest: &Path) -> Result<(), LoadError> {
+    async fn run(
+        &self,
+        wasm: Arc<[u8]>,
+        dest: &Path,
+        tier: Tier,
+        snapshot_out: Option<&Path>,
+    ) -> Result<(), LoadError> {
         let failed = |what: &str, e: std::io::Error| LoadError::Compiler(format!("{what}: {e}"));
         let out = std::fs::File::create(dest).map_err(|e| failed("cannot create the output", e))?;
-        let mut child = Command::new(&self.exe)
-            .arg(SUBCOMMAND)
+        let mut command = Command::new(&self.exe);
+        command.arg(SUBCOMMAND);
+        if tier == Tier::Baseline {
+            command.arg("--baseline");
+        }
+        if let Some(path) = snapshot_out {
+            command.arg("--snapshot-out").arg(path);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::from(out))
             .stderr(Stdio::piped())

@@ -13,6 +13,7 @@ use crate::config::valid_name;
 use crate::config::{
     ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
+use crate::engine::Tier;
 use crate::function::{Compiled, Function, Settings, Version};
 use crate::registry::loader;
 use crate::registry::natural::natural_cmp;
@@ -102,7 +103,9 @@ impl Registry {
             let path = dir.join(format!("{label}.wasm"));
             match self.load_version(name, &path, label, old, stats, jobs) {
                 VersionLoad::Ready(v) => {
-                    (label, &v.sha256).hash(&mut fingerprint);
+                    // The tier counts: optimized code replacing baseline code
+                    // is a change to swap in.
+                    (label, &v.sha256, v.compiled.tier == Tier::Optimized).hash(&mut fingerprint);
                     versions.insert(label.clone(), v);
                 }
                 VersionLoad::Compiling => compiling.push(label.clone()),
@@ -231,9 +234,11 @@ impl Registry {
             Err(e) => return VersionLoad::Failed(format!("cannot read: {e}")),
         };
         let sha256 = loader::sha256_hex(&bytes);
+        // Baseline code is reused only until the optimized code is there.
         if let Some(v) = old
             .and_then(|f| f.versions.get(label))
             .filter(|v| v.sha256 == sha256)
+            .filter(|v| v.compiled.tier == Tier::Optimized || !self.cache.contains(&sha256))
         {
             stats.reused += 1;
             return VersionLoad::Ready(v.clone());
@@ -248,19 +253,27 @@ impl Registry {
                 return VersionLoad::Failed(e.to_string());
             }
         };
-        let module = match self.cache.load(&self.engine, &sha256) {
-            Some(Ok(module)) => module,
+        let (module, tier) = match self.cache.load(&self.engine, &sha256) {
+            Some(Ok(module)) => (module, Tier::Optimized),
             Some(Err(_)) | None => {
-                jobs.push(CompileJob {
-                    function: function.to_string(),
-                    path: path.to_path_buf(),
-                    sha256,
-                    bytes: bytes.into(),
-                });
-                return VersionLoad::Compiling;
+                let baseline = self.baseline(&sha256);
+                if !baseline.as_ref().is_some_and(|b| b.settled) {
+                    // With baseline code this function also waits for the
+                    // optimized code, to be reloaded onto it.
+                    jobs.push(CompileJob {
+                        function: function.to_string(),
+                        path: path.to_path_buf(),
+                        sha256: sha256.clone(),
+                        bytes: bytes.clone().into(),
+                    });
+                }
+                match baseline {
+                    Some(b) => (b.module, Tier::Baseline),
+                    None => return VersionLoad::Compiling,
+                }
             }
         };
-        match loader::link(&self.engine, &module, imports) {
+        match loader::link(&self.engine, &module, imports, tier) {
             Ok(compiled) => {
                 stats.cached += 1;
                 VersionLoad::Ready(self.version(
@@ -308,10 +321,14 @@ impl Registry {
         };
         let mut versions = BTreeMap::new();
         for v in &record.versions {
-            let Some(Ok(module)) = self.cache.load(&self.engine, &v.sha256) else {
-                continue;
+            let (module, tier) = match self.cache.load(&self.engine, &v.sha256) {
+                Some(Ok(module)) => (module, Tier::Optimized),
+                _ => match self.baseline(&v.sha256) {
+                    Some(b) => (b.module, Tier::Baseline),
+                    None => continue,
+                },
             };
-            let Ok(compiled) = loader::link(&self.engine, &module, Vec::new()) else {
+            let Ok(compiled) = loader::link(&self.engine, &module, Vec::new(), tier) else {
                 continue;
             };
             versions.insert(

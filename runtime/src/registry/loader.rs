@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use wasmparser::{Parser, Payload, TypeRef};
 use wasmtime::Module;
 
-use crate::engine::WasmEngine;
+use crate::engine::{Tier, WasmEngine};
 use crate::function::{Compiled, Import};
 use crate::preinit::{self, Shape};
 
@@ -122,44 +122,47 @@ fn list_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
     Ok(imports)
 }
 
-/// Checks imports, compiles in this process and links: for `wedge check` and
-/// the benchmarks. A node compiles in a child process instead (see
+/// Checks imports, pre-initializes a reactor (on Winch, whose compile of
+/// the instrumented module is the quick one), compiles to `tier` in this
+/// process and links: for `wedge check` and the benchmarks. A node compiles in a child process instead (see
 /// [`super::compiler`]). CPU-heavy: call it off the request path.
-pub fn compile(engine: &WasmEngine, bytes: &[u8]) -> Result<Compiled, LoadError> {
+pub fn compile(engine: &WasmEngine, bytes: &[u8], tier: Tier) -> Result<Compiled, LoadError> {
     let imports = check_imports(bytes)?;
-    let prepared = prepare(&compiling_engine_for_init()?, bytes)?;
-    let module = Module::new(engine.engine(), &prepared)
+    let prepared = prepare(
+        &[engine.engine_for(Tier::Baseline), engine.engine_for(tier)],
+        bytes,
+    )?;
+    let module = Module::new(engine.engine_for(tier), &prepared)
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-    link(engine, &module, imports)
-}
-
-fn compiling_engine_for_init() -> Result<wasmtime::Engine, LoadError> {
-    crate::engine::compiling_engine().map_err(|e| LoadError::Compiler(format!("{e:#}")))
+    link(engine, &module, imports, tier)
 }
 
 /// The module that serves: `bytes` itself for a command or a reactor with
 /// nothing to initialize, else the snapshot after its `_initialize` ran on
-/// `engine` ([`preinit`]). Refuses a module with no entry point before
-/// running anything. Runs guest code: call it off the request path.
+/// the first of `engines` that compiles it ([`preinit`]). Refuses a module
+/// with no entry point before running anything. Runs guest code: call it off
+/// the request path.
 pub fn prepare<'a>(
-    engine: &wasmtime::Engine,
+    engines: &[&wasmtime::Engine],
     bytes: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, LoadError> {
     let shape = Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
     match shape {
         Shape::Command | Shape::Reactor { initialize: false } => Ok(bytes.into()),
         Shape::Neither => Err(LoadError::NoEntry),
-        Shape::Reactor { initialize: true } => preinit::snapshot(engine, bytes)
+        Shape::Reactor { initialize: true } => preinit::snapshot(engines, bytes)
             .map(Into::into)
             .map_err(|e| LoadError::Init(e.to_string())),
     }
 }
 
-/// Resolves the exports a request needs and pre-links `module` against the host.
+/// Resolves the exports a request needs and pre-links `module`, whose code
+/// is of `tier`, against the host.
 pub fn link(
     engine: &WasmEngine,
     module: &Module,
     imports: Vec<Import>,
+    tier: Tier,
 ) -> Result<Compiled, LoadError> {
     // A snapshot no longer exports `_initialize`; a module that still does
     // was never initialized and must not serve.
@@ -176,7 +179,7 @@ pub fn link(
         .ok_or(LoadError::NoEntry)?;
     let memory = module.get_export_index("memory");
     let pre = engine
-        .linker()
+        .linker(tier)
         .instantiate_pre(module)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     Ok(Compiled {
@@ -184,5 +187,6 @@ pub fn link(
         entry,
         memory,
         imports,
+        tier,
     })
 }

@@ -22,6 +22,7 @@ mod load;
 pub mod loader;
 mod natural;
 pub mod shared;
+mod tiers;
 pub mod watcher;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::origins::AllowList;
 use crate::config::{Config, valid_name};
-use crate::engine::WasmEngine;
+use crate::engine::{Tier, WasmEngine};
 use crate::function::Function;
 use crate::metrics::CounterVec;
 use crate::outbound::{OriginClient, Outbound};
@@ -129,6 +130,9 @@ pub struct Registry {
     refused: Mutex<lru::LruCache<String, LoadError>>,
     /// Modules being compiled now, by sha256, with the functions waiting for each.
     compiling: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Baseline code serving modules whose optimized code is not ready, by
+    /// sha256: one entry per module version in the functions directory.
+    baseline: Mutex<HashMap<String, tiers::Baseline>>,
     /// Where compiled code is shared with other nodes, in a fleet.
     shared: std::sync::OnceLock<Arc<dyn SharedCode>>,
     /// The node's outbound HTTP.
@@ -179,6 +183,7 @@ impl Registry {
                 NonZeroUsize::new(REFUSED_REMEMBERED).expect("non-zero"),
             )),
             compiling: Mutex::default(),
+            baseline: Mutex::default(),
             shared: std::sync::OnceLock::new(),
             outbound,
             clients: Mutex::default(),
@@ -376,10 +381,28 @@ impl Registry {
         for f in current.functions() {
             keep.extend(f.versions.values().map(|v| v.sha256.as_str()));
         }
+        self.drop_unused_baseline(&keep);
+        // Code of compiles under way is not in use yet, but soon will be.
+        let compiling: Vec<String> = lock(&self.compiling).keys().cloned().collect();
+        keep.extend(compiling.iter().map(String::as_str));
         let removed = self.cache.evict(&keep);
         if removed > 0 {
             tracing::info!(target: "wedge::registry", removed, "evicted unused compiled modules");
         }
+    }
+
+    /// Functions waiting for a compile that serve nothing yet: new ones, at
+    /// start-up those the cache lacked. A function whose new version
+    /// compiles while an older one serves is not counted.
+    pub fn pending(&self, serving: &Snapshot) -> usize {
+        let waiting: BTreeSet<String> = lock(&self.compiling)
+            .values()
+            .flat_map(|names| names.iter().cloned())
+            .collect();
+        waiting
+            .iter()
+            .filter(|name| serving.get(name).is_none())
+            .count()
     }
 
     /// Claims the compile of `job`; false when the module is being compiled
@@ -398,15 +421,23 @@ impl Registry {
         }
     }
 
-    /// Compiles a claimed job into the cache and returns the functions waiting
-    /// for it, to reload. A failure (the compile timed out, or the module is
-    /// invalid) is remembered, and their next reload records it as a load
-    /// failure.
+    /// Compiles a claimed job's optimized code into the cache (after
+    /// [`Self::compile_baseline`]) and returns the functions waiting for it,
+    /// to reload. A failure (the compile timed out, or the module is invalid)
+    /// with no baseline code to serve is remembered, and their next reload
+    /// records it as a load failure; with baseline code, that code serves on.
     pub async fn compile(&self, job: &CompileJob) -> BTreeSet<String> {
         let started = std::time::Instant::now();
-        let result = self
-            .compile_into_cache(&job.bytes, &job.sha256, Offer::Meanwhile)
-            .await;
+        let result = match self.refusal(&job.sha256) {
+            Some(refused) => Err(refused),
+            None if self.cache.contains(&job.sha256) => Ok(()),
+            None => {
+                let input = self.optimized_input(job);
+                self.compile_into_cache(&input, &job.sha256, Offer::Meanwhile)
+                    .await
+            }
+        };
+        self.optimized_done(&job.sha256, result.is_ok());
         let waiting = lock(&self.compiling)
             .remove(&job.sha256)
             .unwrap_or_default();
@@ -416,8 +447,15 @@ impl Registry {
                 function = %job.function,
                 path = %job.path.display(),
                 size = job.bytes.len(),
+                tier = Tier::Optimized.as_str(),
                 compile_ms = started.elapsed().as_millis() as u64,
                 "compiled"
+            ),
+            Err(e) if self.baseline(&job.sha256).is_some() => tracing::warn!(
+                target: "wedge::registry",
+                function = %job.function,
+                path = %job.path.display(),
+                "the optimized compile failed; the baseline code serves on: {e}"
             ),
             Err(e) => self.refuse(&job.sha256, &e),
         }
@@ -443,7 +481,9 @@ impl Registry {
             .cache
             .temp_path(sha256)
             .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
-        self.compiler.compile(bytes.clone(), &tmp).await?;
+        self.compiler
+            .compile(bytes.clone(), &tmp, Tier::Optimized, None)
+            .await?;
         self.cache
             .commit(&tmp, sha256)
             .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
@@ -508,12 +548,35 @@ impl Registry {
         if let Some(e) = lock(&self.refused).get(&sha256) {
             return Err(e.clone());
         }
+        // Alone, a node checks with a quick baseline compile and serves from
+        // it while the optimized code compiles in the background. In a fleet
+        // the optimized code is compiled (and shared) first, so that no
+        // node compiles it again.
+        if !self.cache.contains(&sha256) && self.shared.get().is_none() {
+            let baseline = match self.baseline(&sha256) {
+                Some(_) => Ok(()),
+                None => self.compile_baseline_code(&bytes, &sha256).await,
+            };
+            match (baseline, self.baseline(&sha256)) {
+                (_, Some(b)) => {
+                    return loader::link(&self.engine, &b.module, imports, Tier::Baseline)
+                        .map(|_| ());
+                }
+                (Err(e @ (LoadError::Init(_) | LoadError::CompileTimeout(_))), None) => {
+                    return Err(e);
+                }
+                // Winch could not compile it: Cranelift decides.
+                _ => {}
+            }
+        }
         if !self.cache.contains(&sha256) {
             self.compile_into_cache(&bytes, &sha256, Offer::First)
                 .await?;
         }
         match self.cache.load(&self.engine, &sha256) {
-            Some(Ok(module)) => loader::link(&self.engine, &module, imports).map(|_| ()),
+            Some(Ok(module)) => {
+                loader::link(&self.engine, &module, imports, Tier::Optimized).map(|_| ())
+            }
             Some(Err(e)) => Err(LoadError::Invalid(format!("{e:#}"))),
             None => Err(LoadError::Compiler(
                 "the compiled module vanished from the cache".into(),

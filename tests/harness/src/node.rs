@@ -171,6 +171,14 @@ impl NodeBuilder {
 
     /// Starts the node and waits until it reports ready.
     pub fn start(self) -> Node {
+        let node = self.start_serving();
+        node.wait_until_nothing_pending();
+        node
+    }
+
+    /// Starts the node and returns once it serves, while functions the
+    /// module cache lacked may still be compiling.
+    pub fn start_serving(self) -> Node {
         self.write_config();
         let mut node = Node {
             process: None,
@@ -264,6 +272,40 @@ impl Node {
         self.process = Some(child);
     }
 
+    /// Waits until `/readyz` says no function is still compiling before it
+    /// first serves: the node serves at once, and each function goes live
+    /// when it is compiled.
+    pub fn wait_until_nothing_pending(&self) {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + START_TIMEOUT;
+        let auth = match &self.token {
+            Some(t) => format!("Authorization: Bearer {t}\r\n"),
+            None => String::new(),
+        };
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(self.admin) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let request = format!(
+                    "GET /readyz HTTP/1.1\r\nHost: wedge\r\n{auth}Connection: close\r\n\r\n"
+                );
+                last.clear();
+                if s.write_all(request.as_bytes()).is_ok() && s.read_to_string(&mut last).is_ok() {
+                    if last.contains("\npending: 0\n") {
+                        return;
+                    }
+                    // A node whose readiness says nothing of pending
+                    // functions (an earlier build) is as ready as it gets.
+                    if !last.contains("pending: ") {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("functions still compiling after {START_TIMEOUT:?}: {last}");
+    }
+
     fn child(&mut self) -> &mut Child {
         self.process.as_mut().expect("the node is running")
     }
@@ -284,6 +326,7 @@ impl Node {
             let _ = child.wait();
         }
         self.spawn();
+        self.wait_until_nothing_pending();
     }
 
     /// The public listener.
