@@ -23,13 +23,15 @@
 //! - [`router`]: the immutable routing snapshot and prefix matching.
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
-//!   compiles in child processes, the module cache, the remembered last good state,
-//!   and the functions directory's watcher.
+//!   compiles in child processes in two tiers (Winch's baseline code first,
+//!   Cranelift's optimized code after), the module cache, the remembered last
+//!   good state, and the functions directory's watcher.
 //! - [`source`]: the channel every source of change (the directory watcher,
 //!   the fleet's desired state, finished compiles) feeds the control loop through.
 //! - [`control`]: the control loop: reload and swap, one swap at a time, for
 //!   every source of change.
-//! - [`engine`]: the wasmtime engine (pooling, epochs) and the one linker.
+//! - [`engine`]: the wasmtime engines, one per compiler tier (pooling, epochs),
+//!   and their linkers.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
 //! - [`preinit`]: reactor handlers: `_initialize` run once at load and
 //!   snapshotted with `wasmtime-wizer`, `wedge_handle` per request.

@@ -14,6 +14,9 @@
 //!   its origin: hits served from the store, and misses (a copy that is
 //!   always too old) that call the origin and store its answer, on a node
 //!   with `durability = "periodic"` (a cache's writes need no fsync).
+//! - `golive`: how soon new code serves: a 7 MB Go module landing, the p99
+//!   of hello while another function swaps every 2 s, and start-up with
+//!   1,000 functions ([`crate::golive`]). `speed` is `hello` and `golive`.
 //! - `deploy` (not in `all`): fleet deploys timed to the last node serving,
 //!   with and without compiled code shared ([`crate::deploys`]).
 //!
@@ -34,17 +37,17 @@ use std::time::{Duration, Instant};
 use crate::{cargo, fleet, lay_out_examples, root, run};
 
 /// One wrk run's figures.
-struct Figures {
-    requests_per_sec: f64,
-    p50: String,
-    p99: String,
+pub(crate) struct Figures {
+    pub(crate) requests_per_sec: f64,
+    pub(crate) p50: String,
+    pub(crate) p99: String,
 }
 
-struct Options {
+pub(crate) struct Options {
     scenario: String,
-    duration: String,
-    connections: String,
-    threads: String,
+    pub(crate) duration: String,
+    pub(crate) connections: String,
+    pub(crate) threads: String,
     rounds: usize,
     baseline: Option<std::path::PathBuf>,
 }
@@ -109,10 +112,12 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "fifty" => &["fifty"],
         "fleet" => &["fleet"],
         "origin" => &["origin"],
-        "all" => &["hello", "inventory", "fifty", "fleet", "origin"],
+        "golive" => &["golive"],
+        "speed" => &["hello", "golive"],
+        "all" => &["hello", "inventory", "fifty", "fleet", "origin", "golive"],
         other => {
             return Err(format!(
-                "unknown scenario {other} (hello, inventory, fifty, fleet, origin, all, deploy)"
+                "unknown scenario {other} (hello, inventory, fifty, fleet, origin, golive, speed, all, deploy)"
             ));
         }
     };
@@ -149,6 +154,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     // round, so the rounds only measure.
     for scenario in scenarios {
         match *scenario {
+            // Not wrk rounds: measured after them, below.
+            "golive" => {}
             "hello" => {
                 let (server, port) = start_wedge("hello", "sync")?;
                 servers.push(server);
@@ -366,6 +373,12 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         );
     }
     drop(servers);
+    if scenarios.contains(&"golive") {
+        let modules = root()
+            .join(crate::WASM_TARGET_DIR)
+            .join("wasm32-wasip1/release");
+        crate::golive::bench(&options, &modules)?;
+    }
     Ok(())
 }
 
@@ -630,7 +643,7 @@ fn latency_us(text: &str) -> f64 {
     number.parse::<f64>().map_or(0.0, |n| n * scale)
 }
 
-fn wrk(
+pub(crate) fn wrk(
     options: &Options,
     threads: &str,
     connections: &str,

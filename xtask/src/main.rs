@@ -12,6 +12,7 @@
 mod bench;
 mod deploys;
 mod fleet;
+mod golive;
 mod layout;
 
 use std::path::{Path, PathBuf};
