@@ -390,8 +390,8 @@ async fn shutdown_signal() {
 /// `tier` on stdout (of the snapshot, for a reactor with an `_initialize`,
 /// which is also written to `snapshot_out` when given), an invalid module's
 /// error on stderr with exit status 2, a failed initialization's with 3. It
-/// lowers its own CPU priority first, so serving threads come before
-/// compiles, and an optimized compile's further than a baseline one's.
+/// runs only when a core is idle ([`run_only_when_idle`]), so serving
+/// threads always come first.
 fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     use std::io::{Read, Write};
     // A compile outlives no node: it dies with the process that started it.
@@ -399,11 +399,7 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
         return ExitCode::FAILURE;
     }
-    let niceness = match tier {
-        Tier::Baseline => 10,
-        Tier::Optimized => 19,
-    };
-    let _ = rustix::process::setpriority_process(None, niceness);
+    run_only_when_idle(tier);
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
         eprintln!("cannot read the module: {e}");
@@ -449,6 +445,29 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
             ExitCode::from(wedge::registry::compiler::EXIT_INVALID as u8)
         }
     }
+}
+
+/// Puts this compile under `SCHED_IDLE`: it runs only on a core no serving
+/// thread wants, and a request that arrives takes the core back at once. A
+/// niced compile still runs out its time slice first. Under `wrk -t2 -c32`
+/// on two cores, with a 5 MB Go module deployed every 2 s, the p99 of hello
+/// went from 2.0 ms to 6.8 ms with compiles at nice 10 (baseline) and 19
+/// (optimized), to 5.4 ms with both at nice 19, and to 3.0 ms under
+/// `SCHED_IDLE`. The price: on a node whose cores are saturated a new
+/// module goes live only when they are not (a baseline compile took 16–21 s
+/// in that run, against 0.5 s on a quiet node). Where `SCHED_IDLE` is
+/// refused, nice 10 and 19.
+fn run_only_when_idle(tier: Tier) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on this process (0) with a valid parameter
+    // block; it changes only how this process is scheduled.
+    #[allow(unsafe_code)]
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+    let niceness = match (idle, tier) {
+        (true, _) | (false, Tier::Optimized) => 19,
+        (false, Tier::Baseline) => 10,
+    };
+    let _ = rustix::process::setpriority_process(None, niceness);
 }
 
 fn check(module: &Path) -> anyhow::Result<()> {
