@@ -33,6 +33,8 @@
 //! - [`engine`]: the wasmtime engines, one per compiler tier (pooling, epochs),
 //!   and their linkers.
 //! - [`instance`]: one request's store, limits, deadline and outcome.
+//! - [`segments`]: a module's data segments joined into few, so instantiating
+//!   it does not walk thousands (Go emits one per symbol).
 //! - [`preinit`]: reactor handlers: `_initialize` run once at load and
 //!   snapshotted with `wasmtime-wizer`, `wedge_handle` per request.
 //! - [`wagi`]: request to environment/argv, stdout to response.
@@ -54,7 +56,8 @@
 //! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
 //! Modules depend on each other one way, and `cargo xtask layout` fails CI on
-//! a cycle. At the bottom are `config`, `metrics`, `telemetry` and `source`. Above them
+//! a cycle. At the bottom are `config`, `metrics`, `telemetry`, `source` and
+//! `segments`. Above them
 //! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
 //! `guest_io`, `wagi` and `engine`, then `preinit` and `function`. `instance`,
 //! `router` and `rollout` read functions, and `registry` builds them into
@@ -89,6 +92,7 @@ pub mod registry;
 pub mod request_id;
 pub mod rollout;
 pub mod router;
+pub mod segments;
 pub mod server;
 pub mod source;
 pub mod stdio;

@@ -10,6 +10,7 @@ use wasmtime::Module;
 use crate::engine::{Tier, WasmEngine};
 use crate::function::{Compiled, Import};
 use crate::preinit::{self, Shape};
+use crate::segments;
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
@@ -139,7 +140,8 @@ pub fn compile(engine: &WasmEngine, bytes: &[u8], tier: Tier) -> Result<Compiled
 
 /// The module that serves: `bytes` itself for a command or a reactor with
 /// nothing to initialize, else the snapshot after its `_initialize` ran on
-/// the first of `engines` that compiles it ([`preinit`]). Refuses a module
+/// the first of `engines` that compiles it ([`preinit`]); either with its
+/// data segments compacted ([`segments`]). Refuses a module
 /// with no entry point before running anything. Runs guest code: call it off
 /// the request path.
 pub fn prepare<'a>(
@@ -147,12 +149,17 @@ pub fn prepare<'a>(
     bytes: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, LoadError> {
     let shape = Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    match shape {
-        Shape::Command | Shape::Reactor { initialize: false } => Ok(bytes.into()),
-        Shape::Neither => Err(LoadError::NoEntry),
+    let prepared: std::borrow::Cow<'a, [u8]> = match shape {
+        Shape::Command | Shape::Reactor { initialize: false } => bytes.into(),
+        Shape::Neither => return Err(LoadError::NoEntry),
         Shape::Reactor { initialize: true } => preinit::snapshot(engines, bytes)
-            .map(Into::into)
-            .map_err(|e| LoadError::Init(e.to_string())),
+            .map_err(|e| LoadError::Init(e.to_string()))?
+            .into(),
+    };
+    match segments::compact(&prepared) {
+        Ok(Some(compacted)) => Ok(compacted.into()),
+        Ok(None) => Ok(prepared),
+        Err(e) => Err(LoadError::Invalid(e.to_string())),
     }
 }
 
