@@ -133,3 +133,47 @@ pub async fn go_hello_is_a_reactor_and_reads_each_request() {
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("shape:  reactor (`_initialize` once"), "{out}");
 }
+
+/// A `wedge_handle` that takes an argument is refused when the module
+/// loads, with the export named, rather than failing every request.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn a_handler_of_the_wrong_type_is_refused() {
+    // (module (memory (export "memory") 1)
+    //   (func (export "wedge_handle") (param i32)))
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    wasm.extend_from_slice(&[1, 5, 1, 0x60, 1, 0x7f, 0]); // type: (i32) -> ()
+    wasm.extend_from_slice(&[3, 2, 1, 0]); // one function of that type
+    wasm.extend_from_slice(&[5, 3, 1, 0, 1]); // one memory, one page
+    let mut exports = vec![2];
+    exports.push(6);
+    exports.extend_from_slice(b"memory");
+    exports.extend_from_slice(&[2, 0]);
+    exports.push(12);
+    exports.extend_from_slice(b"wedge_handle");
+    exports.extend_from_slice(&[0, 0]);
+    wasm.push(7);
+    wasm.push(exports.len() as u8);
+    wasm.extend_from_slice(&exports);
+    wasm.extend_from_slice(&[10, 4, 1, 2, 0, 0x0b]); // its body: nothing
+    let n = node()
+        .admin_token("t")
+        .function("f", guests::SWAP_A)
+        .start();
+    let reply = n
+        .admin(
+            Method::PUT,
+            "/v1/functions/f/versions/v2",
+            Some("t"),
+            Bytes::from(wasm),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("`wedge_handle` must be a function that takes and returns nothing"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(n.get("/f").await.text(), "A");
+}

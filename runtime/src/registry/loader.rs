@@ -180,10 +180,20 @@ pub fn link(
             "the reactor was not pre-initialized: it still exports `_initialize`".into(),
         ));
     }
-    let entry = module
-        .get_export_index(preinit::START)
-        .or_else(|| module.get_export_index(preinit::HANDLER))
-        .ok_or(LoadError::NoEntry)?;
+    let name = match module.get_export_index(preinit::START) {
+        Some(_) => preinit::START,
+        None => preinit::HANDLER,
+    };
+    let entry = module.get_export_index(name).ok_or(LoadError::NoEntry)?;
+    // Checked here, once, rather than failing every request.
+    match module.get_export(name) {
+        Some(wasmtime::ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {}
+        _ => {
+            return Err(LoadError::Link(format!(
+                "`{name}` must be a function that takes and returns nothing"
+            )));
+        }
+    }
     let memory = module.get_export_index("memory");
     let pre = engine
         .linker(tier)
