@@ -38,6 +38,7 @@ pub fn compact(wasm: &[u8]) -> Result<Option<Vec<u8>>, BinaryReaderError> {
     let mut memories: Vec<bool> = Vec::new();
     let mut active: BTreeMap<u32, Vec<Segment<'_>>> = BTreeMap::new();
     let mut segments = 0usize;
+    let mut bodies = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::Version { encoding, .. } if encoding != Encoding::Module => return Ok(None),
@@ -79,22 +80,26 @@ pub fn compact(wasm: &[u8]) -> Result<Option<Vec<u8>>, BinaryReaderError> {
                     });
                 }
             }
-            Payload::CodeSectionEntry(body) => {
-                let mut ops = body.get_operators_reader()?;
-                while !ops.eof() {
-                    if matches!(
-                        ops.read()?,
-                        Operator::MemoryInit { .. } | Operator::DataDrop { .. }
-                    ) {
-                        return Ok(None);
-                    }
-                }
-            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
             _ => {}
         }
     }
     if segments <= WORTH_IT {
         return Ok(None);
+    }
+    // Read the code only for a module worth compacting: most have few
+    // segments, and a snapshot compacted once is read again when its
+    // optimized code is compiled.
+    for body in bodies {
+        let mut ops = body.get_operators_reader()?;
+        while !ops.eof() {
+            if matches!(
+                ops.read()?,
+                Operator::MemoryInit { .. } | Operator::DataDrop { .. }
+            ) {
+                return Ok(None);
+            }
+        }
     }
 
     let mut runs = Vec::new();

@@ -264,20 +264,7 @@ pub async fn baseline_code_serves_until_optimized_code_replaces_it() {
         assert!(Instant::now() < deadline, "go-hello never served");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let tier = |listed: serde_json::Value| {
-        listed["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == "go-hello")
-            .map(|f| f["versions"][0]["tier"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
-    };
-    let listed = n
-        .admin(Method::GET, "/v1/functions", None, Bytes::new())
-        .await
-        .text();
-    assert_eq!(tier(serde_json::from_str(&listed).unwrap()), "baseline");
+    assert_eq!(crate::swap::tiers(&n, "go-hello").await, ["baseline"]);
 
     // Requests run throughout the replacement; every one is answered right.
     let addr = n.addr();
@@ -311,11 +298,7 @@ pub async fn baseline_code_serves_until_optimized_code_replaces_it() {
     }
 
     n.restart();
-    let listed = n
-        .admin(Method::GET, "/v1/functions", None, Bytes::new())
-        .await
-        .text();
-    assert_eq!(tier(serde_json::from_str(&listed).unwrap()), "optimized");
+    assert_eq!(crate::swap::tiers(&n, "go-hello").await, ["optimized"]);
     assert_eq!(n.get("/go-hello?name=b").await.text(), "Hello, b!\n");
 }
 

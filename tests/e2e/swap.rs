@@ -265,29 +265,35 @@ async fn swaps(n: &Node) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The code each loaded version of `function` serves from, as the admin API
+/// lists it: `baseline` or `optimized`.
+pub async fn tiers(n: &Node, function: &str) -> Vec<String> {
+    let listed: serde_json::Value = serde_json::from_str(
+        &n.admin(
+            http::Method::GET,
+            "/v1/functions",
+            None,
+            bytes::Bytes::new(),
+        )
+        .await
+        .text(),
+    )
+    .unwrap();
+    listed["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == function)
+        .flat_map(|f| f["versions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["tier"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Waits until every loaded version of `function` serves optimized code.
 pub async fn until_optimized(n: &Node, function: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let listed: serde_json::Value = serde_json::from_str(
-            &n.admin(
-                http::Method::GET,
-                "/v1/functions",
-                None,
-                bytes::Bytes::new(),
-            )
-            .await
-            .text(),
-        )
-        .unwrap();
-        let tiers: Vec<String> = listed["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["name"] == function)
-            .flat_map(|f| f["versions"].as_array().cloned().unwrap_or_default())
-            .filter_map(|v| v["tier"].as_str().map(str::to_string))
-            .collect();
+        let tiers = tiers(n, function).await;
         if !tiers.is_empty() && tiers.iter().all(|t| t == "optimized") {
             return;
         }

@@ -524,6 +524,22 @@ fn seed_inventory(port: u16) -> Result<(), String> {
     Ok(())
 }
 
+/// A GET over HTTP/1.1 to `addr`, answered within `timeout`: the whole
+/// response, head and body.
+pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
 pub(crate) fn put(port: u16, path: &str, body: &str) -> Result<u16, String> {
     use std::io::{Read, Write};
     let mut stream =

@@ -11,7 +11,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{Server, free_port, start_with_admin};
+use crate::bench::{Server, free_port, get, start_with_admin};
 use crate::{fleet, root};
 
 /// The module's size: about the size of a rule engine or a small Go program.
@@ -58,16 +58,7 @@ fn start_registry() -> Result<(Server, String), String> {
 
 /// A GET over HTTP/1.1: the status and body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
+    let reply = get(addr, path, Duration::from_secs(5))?;
     let status = reply.get(9..12)?.parse().ok()?;
     let body = reply.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))

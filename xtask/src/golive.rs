@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{Options, Server, free_port, start_with_admin, wrk};
+use crate::bench::{Options, Server, free_port, get, start_with_admin, wrk};
 use crate::root;
 
 /// Big-module rounds.
@@ -31,25 +31,11 @@ const ROUNDS: usize = 10;
 /// Functions in the start-up scenario.
 const FUNCTIONS: usize = 1000;
 
+/// How long one answer may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long one thing may take before the bench gives up.
 const PATIENCE: Duration = Duration::from_secs(600);
-
-/// A GET over HTTP/1.1 to `addr`: the whole response, head and body.
-fn get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    Some(reply)
-}
 
 /// The status of a response.
 fn status(reply: &str) -> Option<u16> {
@@ -68,7 +54,7 @@ fn header<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
 /// Whether the admin API at `admin` shows `label` of `function` on its
 /// optimized code.
 fn optimized(admin: &str, function: &str, label: &str) -> bool {
-    let Some(body) = get(admin, "/v1/functions") else {
+    let Some(body) = get(admin, "/v1/functions", READ_TIMEOUT) else {
         return false;
     };
     body.split("{\"name\":")
@@ -133,7 +119,7 @@ pub fn bench(options: &Options, modules: &Path) -> Result<(), String> {
         "the node",
         Instant::now(),
         Duration::from_millis(50),
-        || get(&admin, "/readyz?all=1").and_then(|r| status(&r)) == Some(200),
+        || get(&admin, "/readyz?all=1", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200),
     )?;
     let functions = root().join("target/bench/golive/functions");
 
@@ -152,7 +138,8 @@ pub fn bench(options: &Options, modules: &Path) -> Result<(), String> {
         let bytes = wedge_wasmgen::padded(&go_rules, 7000 + i as u32, 16);
         let landed = land(&big.join(format!("{label}.wasm")), &bytes)?;
         let served = wait_for("serving", landed, Duration::from_millis(1), || {
-            get(&addr, "/big/x").is_some_and(|r| header(&r, "x-wedge-version") == Some(&label))
+            get(&addr, "/big/x", READ_TIMEOUT)
+                .is_some_and(|r| header(&r, "x-wedge-version") == Some(&label))
         })?;
         let optimized_at = wait_for("optimized code", landed, Duration::from_millis(10), || {
             optimized(&admin, "big", &label)
@@ -252,17 +239,17 @@ fn startup(wedge: &Path, hello: &[u8]) -> Result<Vec<String>, String> {
         "the first request",
         started,
         Duration::from_millis(1),
-        || get(&addr, "/f0000").and_then(|r| status(&r)) == Some(200),
+        || get(&addr, "/f0000", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200),
     )?;
     let all = wait_for("every function", started, Duration::from_millis(10), || {
-        get(&admin, "/readyz?all=1").and_then(|r| status(&r)) == Some(200)
+        get(&admin, "/readyz?all=1", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200)
     })?;
     let optimized_all = wait_for(
         "optimized code",
         started,
         Duration::from_millis(200),
         || {
-            get(&admin, "/v1/functions")
+            get(&admin, "/v1/functions", READ_TIMEOUT)
                 .is_some_and(|b| b.matches("\"tier\":\"optimized\"").count() == FUNCTIONS)
         },
     )?;
@@ -276,9 +263,9 @@ fn startup(wedge: &Path, hello: &[u8]) -> Result<Vec<String>, String> {
 
     let (server, started) = start()?;
     let ready = wait_for("every function", started, Duration::from_millis(1), || {
-        get(&admin, "/readyz?all=1").and_then(|r| status(&r)) == Some(200)
+        get(&admin, "/readyz?all=1", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200)
     })?;
-    if get(&addr, "/f0999").and_then(|r| status(&r)) != Some(200) {
+    if get(&addr, "/f0999", READ_TIMEOUT).and_then(|r| status(&r)) != Some(200) {
         return Err("f0999 does not serve after the restart".into());
     }
     std::thread::sleep(Duration::from_secs(1));

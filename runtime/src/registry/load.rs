@@ -228,12 +228,12 @@ impl Registry {
             Ok(_) => {}
             Err(e) => return VersionLoad::Failed(format!("cannot read: {e}")),
         }
-        let bytes = match std::fs::read(path) {
+        let mut bytes = match std::fs::read(path) {
             Ok(b) if b.len() as u64 > max => return too_large(b.len() as u64),
             Ok(b) => b,
             Err(e) => return VersionLoad::Failed(format!("cannot read: {e}")),
         };
-        let sha256 = loader::sha256_hex(&bytes);
+        let (sha256, size) = (loader::sha256_hex(&bytes), bytes.len() as u64);
         // Baseline code is reused only until the optimized code is there.
         if let Some(v) = old
             .and_then(|f| f.versions.get(label))
@@ -264,7 +264,7 @@ impl Registry {
                         function: function.to_string(),
                         path: path.to_path_buf(),
                         sha256: sha256.clone(),
-                        bytes: bytes.clone().into(),
+                        bytes: std::mem::take(&mut bytes).into(),
                     });
                 }
                 match baseline {
@@ -276,13 +276,7 @@ impl Registry {
         match loader::link(&self.engine, &module, imports, tier) {
             Ok(compiled) => {
                 stats.cached += 1;
-                VersionLoad::Ready(self.version(
-                    function,
-                    label,
-                    sha256,
-                    bytes.len() as u64,
-                    compiled,
-                ))
+                VersionLoad::Ready(self.version(function, label, sha256, size, compiled))
             }
             Err(e) => {
                 self.refuse(&sha256, &e);

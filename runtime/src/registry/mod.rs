@@ -477,16 +477,11 @@ impl Registry {
         {
             return Ok(());
         }
-        let tmp = self
-            .cache
-            .temp_path(sha256)
-            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
+        let tmp = self.cache.temp_path(sha256).map_err(cache_write_error)?;
         self.compiler
             .compile(bytes.clone(), &tmp, Tier::Optimized, None)
             .await?;
-        self.cache
-            .commit(&tmp, sha256)
-            .map_err(|e| LoadError::Compiler(format!("cannot write the module cache: {e}")))?;
+        self.cache.commit(&tmp, sha256).map_err(cache_write_error)?;
         if let Some(shared) = shared {
             let (path, sha256) = (self.cache.path(sha256), sha256.to_string());
             let offered = async move {
@@ -647,4 +642,9 @@ fn function_names(dir: &Path) -> std::io::Result<Vec<String>> {
 pub fn write_deployment(dir: &Path, deployment: &crate::config::Deployment) -> std::io::Result<()> {
     let text = toml::to_string(deployment).map_err(std::io::Error::other)?;
     crate::fsutil::write_atomically(&dir.join("deployment.toml"), text.as_bytes())
+}
+
+/// A write to the module cache that failed.
+fn cache_write_error(e: std::io::Error) -> LoadError {
+    LoadError::Compiler(format!("cannot write the module cache: {e}"))
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use wasmtime::Module;
 
-use super::{CompileJob, LoadError, Registry, lock};
+use super::{CompileJob, LoadError, Registry, cache_write_error, lock};
 use crate::engine::Tier;
 
 /// Baseline code that serves a module until its optimized code is ready.
@@ -98,9 +98,7 @@ impl Registry {
         bytes: &Arc<[u8]>,
         sha256: &str,
     ) -> Result<(), LoadError> {
-        let cache_error =
-            |e: std::io::Error| LoadError::Compiler(format!("cannot write the module cache: {e}"));
-        let dest = self.cache.temp_path(sha256).map_err(cache_error)?;
+        let dest = self.cache.temp_path(sha256).map_err(cache_write_error)?;
         let snapshot = self.cache.snapshot_path(sha256);
         let result = self
             .compiler
@@ -109,7 +107,7 @@ impl Registry {
         if let Err(e) = result.and_then(|()| {
             self.cache
                 .commit_baseline(&dest, sha256)
-                .map_err(cache_error)
+                .map_err(cache_write_error)
         }) {
             let _ = std::fs::remove_file(&dest);
             return Err(e);
