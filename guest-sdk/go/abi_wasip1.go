@@ -85,6 +85,9 @@ func environ() []string {
 	if environGet(unsafe.Pointer(&pointers[0]), unsafe.Pointer(&buf[0])) != 0 {
 		return nil
 	}
+	// buf is never written again, so the variables share it: one string,
+	// not one copy per variable.
+	all := unsafe.String(&buf[0], len(buf))
 	base := uint32(uintptr(unsafe.Pointer(&buf[0])))
 	vars := make([]string, 0, count)
 	for _, p := range pointers {
@@ -93,7 +96,7 @@ func environ() []string {
 		for end < size && buf[end] != 0 {
 			end++
 		}
-		vars = append(vars, string(buf[start:end]))
+		vars = append(vars, all[start:end])
 	}
 	return vars
 }

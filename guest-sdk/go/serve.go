@@ -1,7 +1,6 @@
 package wedge
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -20,14 +19,20 @@ import (
 //
 // A request that cannot be read is answered with 400 without calling h.
 func Serve(h http.Handler) {
+	serve(h, environ(), os.Stdin, os.Stdout)
+}
+
+// serve is Serve with the request's environment, body and response stream
+// given.
+func serve(h http.Handler, env []string, body io.Reader, out io.Writer) {
 	w := &responseWriter{header: http.Header{}}
-	req, err := Request()
+	req, err := readRequest(env, body)
 	if err != nil {
 		http.Error(w, "cannot read the request: "+err.Error(), http.StatusBadRequest)
 	} else {
 		h.ServeHTTP(w, req)
 	}
-	w.finish(os.Stdout)
+	w.finish(out)
 }
 
 // handler is what Handle registered.
@@ -62,50 +67,92 @@ func registered() http.Handler {
 
 // Route is the route that matched the request (SCRIPT_NAME), such as "/rules".
 func Route() string {
-	return requestEnv()["SCRIPT_NAME"]
+	return lookup(environ(), "SCRIPT_NAME")
 }
 
-// requestEnv is the request's environment, read afresh from the host (not
-// from the os package's copy taken when the Go runtime started), so it is
-// this request's however the module was built.
-func requestEnv() map[string]string {
-	vars := map[string]string{}
-	for _, kv := range environ() {
-		if name, value, ok := strings.Cut(kv, "="); ok {
-			vars[name] = value
+// lookup is the value of name in env, a list of KEY=value strings.
+func lookup(env []string, name string) string {
+	for _, kv := range env {
+		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
+			return kv[len(name)+1:]
 		}
 	}
-	return vars
+	return ""
 }
 
 // Request is the request wedge passed in, read from the environment and stdin.
 func Request() (*http.Request, error) {
-	env := requestEnv()
-	method := env["REQUEST_METHOD"]
-	if method == "" {
+	return readRequest(environ(), os.Stdin)
+}
+
+// cgiRequest is what a request's environment says, gathered in one pass
+// over it.
+type cgiRequest struct {
+	method, fullURL, script, pathInfo, query string
+	contentType, contentLength, serverName   string
+	protocol, remoteAddr                     string
+	header                                   http.Header
+}
+
+// parseEnv gathers the request from env, a list of KEY=value strings.
+func parseEnv(env []string) cgiRequest {
+	r := cgiRequest{header: make(http.Header, len(env))}
+	for _, kv := range env {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "REQUEST_METHOD":
+			r.method = value
+		case "X_FULL_URL":
+			r.fullURL = value
+		case "SCRIPT_NAME":
+			r.script = value
+		case "PATH_INFO":
+			r.pathInfo = value
+		case "QUERY_STRING":
+			r.query = value
+		case "CONTENT_TYPE":
+			r.contentType = value
+		case "CONTENT_LENGTH":
+			r.contentLength = value
+		case "SERVER_NAME":
+			r.serverName = value
+		case "SERVER_PROTOCOL":
+			r.protocol = value
+		case "REMOTE_ADDR":
+			r.remoteAddr = value
+		default:
+			if rest, ok := strings.CutPrefix(name, "HTTP_"); ok {
+				r.header.Add(strings.ReplaceAll(rest, "_", "-"), value)
+			}
+		}
+	}
+	return r
+}
+
+// readRequest builds the request from its environment and body.
+func readRequest(env []string, stdin io.Reader) (*http.Request, error) {
+	r := parseEnv(env)
+	if r.method == "" {
 		return nil, fmt.Errorf("no REQUEST_METHOD: not running as a wedge handler")
 	}
-	full := env["X_FULL_URL"]
-	u, err := url.Parse(full)
-	if err != nil || full == "" {
-		u = &url.URL{
-			Path:     env["SCRIPT_NAME"] + env["PATH_INFO"],
-			RawQuery: env["QUERY_STRING"],
+	u, err := url.Parse(r.fullURL)
+	if err != nil || r.fullURL == "" {
+		u = &url.URL{Path: r.script + r.pathInfo, RawQuery: r.query}
+	}
+	header := r.header
+	if r.contentType != "" {
+		header.Set("Content-Type", r.contentType)
+	}
+	length, _ := strconv.ParseInt(r.contentLength, 10, 64)
+	var body []byte
+	if length > 0 {
+		body, err = io.ReadAll(io.LimitReader(stdin, length))
+		if err != nil {
+			return nil, fmt.Errorf("reading the body: %w", err)
 		}
-	}
-	header := http.Header{}
-	for name, value := range env {
-		if strings.HasPrefix(name, "HTTP_") {
-			header.Add(strings.ReplaceAll(name[len("HTTP_"):], "_", "-"), value)
-		}
-	}
-	if ct := env["CONTENT_TYPE"]; ct != "" {
-		header.Set("Content-Type", ct)
-	}
-	length, _ := strconv.ParseInt(env["CONTENT_LENGTH"], 10, 64)
-	body, err := io.ReadAll(io.LimitReader(os.Stdin, length))
-	if err != nil {
-		return nil, fmt.Errorf("reading the body: %w", err)
 	}
 	if int64(len(body)) != length {
 		return nil, fmt.Errorf("the body has %d bytes, CONTENT_LENGTH says %d", len(body), length)
@@ -113,28 +160,31 @@ func Request() (*http.Request, error) {
 	// As in net/http, the host is the request's Host, not one of its headers.
 	host := header.Get("Host")
 	header.Del("Host")
-	for _, fallback := range []string{u.Host, env["SERVER_NAME"]} {
+	for _, fallback := range []string{u.Host, r.serverName} {
 		if host == "" {
 			host = fallback
 		}
 	}
-	proto := env["SERVER_PROTOCOL"]
+	proto := r.protocol
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok {
 		proto, major, minor = "HTTP/1.1", 1, 1
 	}
 	req := &http.Request{
-		Method:        method,
+		Method:        r.method,
 		URL:           u,
 		Proto:         proto,
 		ProtoMajor:    major,
 		ProtoMinor:    minor,
 		Header:        header,
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Body:          http.NoBody,
 		ContentLength: length,
 		Host:          host,
-		RemoteAddr:    env["REMOTE_ADDR"],
+		RemoteAddr:    r.remoteAddr,
 		RequestURI:    u.RequestURI(),
+	}
+	if length > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	return req, nil
 }
@@ -160,6 +210,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	return w.body.Write(b)
 }
 
+// lineBreaks turns the line breaks in a header value into spaces.
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
+
 // finish writes the response in CGI form: Status, headers, a blank line,
 // the body.
 func (w *responseWriter) finish(out io.Writer) {
@@ -167,8 +220,12 @@ func (w *responseWriter) finish(out io.Writer) {
 	if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
 		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
 	}
-	b := bufio.NewWriterSize(out, 4096+w.body.Len())
-	fmt.Fprintf(b, "Status: %d %s\r\n", w.status, http.StatusText(w.status))
+	b := bytes.NewBuffer(make([]byte, 0, 512+w.body.Len()))
+	b.WriteString("Status: ")
+	b.WriteString(strconv.Itoa(w.status))
+	b.WriteByte(' ')
+	b.WriteString(http.StatusText(w.status))
+	b.WriteString("\r\n")
 	names := make([]string, 0, len(w.header))
 	for name := range w.header {
 		names = append(names, name)
@@ -177,11 +234,16 @@ func (w *responseWriter) finish(out io.Writer) {
 	for _, name := range names {
 		for _, value := range w.header[name] {
 			// A value with a line break would forge another header line.
-			value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
-			fmt.Fprintf(b, "%s: %s\r\n", name, value)
+			if strings.ContainsAny(value, "\r\n") {
+				value = lineBreaks.Replace(value)
+			}
+			b.WriteString(name)
+			b.WriteString(": ")
+			b.WriteString(value)
+			b.WriteString("\r\n")
 		}
 	}
 	b.WriteString("\r\n")
 	b.Write(w.body.Bytes())
-	b.Flush()
+	out.Write(b.Bytes())
 }
