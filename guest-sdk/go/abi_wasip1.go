@@ -90,11 +90,20 @@ func environ() []string {
 	all := unsafe.String(&buf[0], len(buf))
 	base := uint32(uintptr(unsafe.Pointer(&buf[0])))
 	vars := make([]string, 0, count)
-	for _, p := range pointers {
+	for i, p := range pointers {
 		start := p - base
-		end := start
-		for end < size && buf[end] != 0 {
-			end++
+		// wedge lays the variables out one after another, each ending in
+		// a NUL, so a variable ends where the next begins; scan for the
+		// NUL only where that does not hold.
+		end := size - 1
+		if i+1 < len(pointers) {
+			end = pointers[i+1] - base - 1
+		}
+		if start > end || end >= size || buf[end] != 0 {
+			end = start
+			for end < size && buf[end] != 0 {
+				end++
+			}
 		}
 		vars = append(vars, all[start:end])
 	}

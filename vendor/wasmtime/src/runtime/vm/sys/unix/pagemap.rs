@@ -285,7 +285,7 @@ pub unsafe fn reset_with_pagemap(
     // disjoint runs of them. With 32, every page past the 32nd run was
     // decommitted at each reset and faulted back in at the next request, a
     // TLB shootdown each: 18 faults and 13 flushes per request, and a Go
-    // hello served 8k req/s. With 512 it takes none and serves 21k req/s
+    // hello served 8k req/s. With 512 it takes none and serves 20k req/s
     // (see wedge's docs/performance.md). 512 regions are 12 KiB of stack.
     const MAX_REGIONS: usize = 512;
     let mut storage = [MaybeUninit::uninit(); MAX_REGIONS];
