@@ -162,6 +162,30 @@ pub async fn functions_come_and_go() {
     }
 }
 
+/// `wedge serve` run as a new user runs it, in its directory with the default
+/// `./wedge.toml` naming `functions` relative to it, sees the directory
+/// change: a new version, a new function, a removed one.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn a_node_run_from_its_directory_sees_changes() {
+    let n = node()
+        .in_its_directory()
+        .function("swap", guests::SWAP_A)
+        .start();
+    until_serving(&n, "/swap", "A").await;
+    replace_by_rename(&n.dir().join("functions/swap/v2.wasm"), guests::SWAP_B);
+    until_serving(&n, "/swap", "B").await;
+    let dir = n.dir().join("functions/later");
+    std::fs::create_dir_all(&dir).unwrap();
+    replace_by_rename(&dir.join("v1.wasm"), guests::SWAP_A);
+    until_serving(&n, "/later", "A").await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let started = Instant::now();
+    while n.get("/later").await.status != 404 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A restart with 20 unchanged functions compiles nothing: every module comes
 /// from the compiled-module cache.
 #[tokio::test(flavor = "multi_thread")]

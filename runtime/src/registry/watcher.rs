@@ -15,6 +15,8 @@ pub struct DirWatcher {
 
 /// Starts watching `dir` (recursively): every change sends its function.
 pub fn watch(dir: PathBuf, changes: Sender) -> notify::Result<DirWatcher> {
+    // Events name absolute paths, whatever path the watch was given.
+    let dir = std::path::absolute(&dir)?;
     let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let event = match event {

@@ -21,6 +21,7 @@ pub struct NodeBuilder {
     extra_args: Vec<String>,
     token: Option<String>,
     wrapper: Vec<String>,
+    in_its_directory: bool,
 }
 
 impl NodeBuilder {
@@ -39,7 +40,16 @@ impl NodeBuilder {
             extra_args: Vec::new(),
             token: None,
             wrapper: Vec::new(),
+            in_its_directory: false,
         }
+    }
+
+    /// Runs `wedge serve` as a new user does: in the node's directory, with
+    /// no `-c`, so it reads `./wedge.toml` and every path in it is relative
+    /// to the working directory.
+    pub fn in_its_directory(mut self) -> Self {
+        self.in_its_directory = true;
+        self
     }
 
     /// Adds a `key = value` line to `[functions]`.
@@ -189,6 +199,7 @@ impl NodeBuilder {
             binary: self.binary,
             args: self.extra_args,
             wrapper: self.wrapper,
+            in_its_directory: self.in_its_directory,
             dir: self.dir,
         };
         node.spawn();
@@ -219,6 +230,7 @@ pub struct Node {
     binary: PathBuf,
     args: Vec<String>,
     wrapper: Vec<String>,
+    in_its_directory: bool,
     dir: tempfile::TempDir,
 }
 
@@ -233,10 +245,12 @@ impl Node {
             }
             None => Command::new(&self.binary),
         };
+        command.arg("serve");
+        match self.in_its_directory {
+            true => command.current_dir(self.dir.path()),
+            false => command.arg("-c").arg(self.dir.path().join("wedge.toml")),
+        };
         let mut child = command
-            .arg("serve")
-            .arg("-c")
-            .arg(self.dir.path().join("wedge.toml"))
             .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
