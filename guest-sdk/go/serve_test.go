@@ -3,6 +3,7 @@ package wedge
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,5 +76,47 @@ func TestWithoutHandleTheHandlerSaysWhatIsMissing(t *testing.T) {
 	registered().ServeHTTP(w, nil)
 	if w.status != http.StatusNoContent {
 		t.Errorf("the registered handler did not serve: %d", w.status)
+	}
+}
+
+func TestARequestIsReadFromItsVariablesAndBody(t *testing.T) {
+	env := []string{
+		"REQUEST_METHOD=POST",
+		"SCRIPT_NAME=/shop",
+		"PATH_INFO=/cart",
+		"QUERY_STRING=a=1&b=x%20y",
+		"CONTENT_TYPE=application/json",
+		"CONTENT_LENGTH=2",
+		"HTTP_HOST=shop.example",
+		"HTTP_X_TRACE_ID=t-1",
+		"NOT_A_PAIR",
+		"SERVER_PROTOCOL=bogus",
+	}
+	req, err := readRequest(env, strings.NewReader("{}and more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(req.Body)
+	if req.Method != "POST" || req.URL.Path != "/shop/cart" || req.URL.Query().Get("b") != "x y" || string(body) != "{}" {
+		t.Errorf("request %+v body %q", req, body)
+	}
+	if req.Host != "shop.example" || req.Header.Get("Host") != "" || req.Header.Get("X-Trace-Id") != "t-1" || req.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("host %q header %v", req.Host, req.Header)
+	}
+	if req.Proto != "HTTP/1.1" {
+		t.Errorf("an unparsable protocol should read as HTTP/1.1, not %q", req.Proto)
+	}
+	if lookup(env, "SCRIPT_NAME") != "/shop" || lookup(env, "SCRIPT") != "" || lookup(env, "NOT_A_PAIR") != "" {
+		t.Error("lookup")
+	}
+	if _, err := readRequest(env[1:], strings.NewReader("{}")); err == nil {
+		t.Error("a request without REQUEST_METHOD was read")
+	}
+	if _, err := readRequest(env, strings.NewReader("{")); err == nil {
+		t.Error("a body shorter than CONTENT_LENGTH was read")
+	}
+	empty, err := readRequest([]string{"REQUEST_METHOD=GET"}, strings.NewReader("ignored"))
+	if err != nil || empty.Body != http.NoBody || empty.ContentLength != 0 {
+		t.Errorf("%v %v", empty, err)
 	}
 }
