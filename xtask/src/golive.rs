@@ -121,6 +121,19 @@ pub fn bench(options: &Options, modules: &Path) -> Result<(), String> {
         Duration::from_millis(50),
         || get(&admin, "/readyz?all=1", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200),
     )?;
+    // Every function serving is not the end of start-up: the examples'
+    // optimized compiles (seconds each for the Go ones) still run, and the
+    // first landing would compete with them. Wait until all are on
+    // optimized code.
+    wait_for(
+        "the examples' optimized code",
+        Instant::now(),
+        Duration::from_millis(50),
+        || {
+            get(&admin, "/v1/functions", READ_TIMEOUT)
+                .is_some_and(|body| !body.contains("\"tier\":\"baseline\""))
+        },
+    )?;
     let functions = root().join("target/bench/golive/functions");
 
     println!(
