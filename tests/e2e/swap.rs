@@ -145,21 +145,26 @@ pub async fn bad_changes_keep_the_last_good_state() {
     until_serving(&n, "/swap", "B").await;
 }
 
-/// New functions appear and removed ones disappear without a restart.
-#[tokio::test(flavor = "multi_thread")]
-pub async fn functions_come_and_go() {
-    let n = node().function("hello", examples::HELLO).start();
-    assert_eq!(n.get("/later").await.status, 404);
+/// A function directory created while `n` runs serves; removed, it is gone.
+async fn a_function_comes_and_goes(n: &Node) {
     let dir = n.dir().join("functions/later");
     std::fs::create_dir_all(&dir).unwrap();
     replace_by_rename(&dir.join("v1.wasm"), guests::SWAP_A);
-    until_serving(&n, "/later", "A").await;
+    until_serving(n, "/later", "A").await;
     std::fs::remove_dir_all(&dir).unwrap();
     let started = Instant::now();
     while n.get("/later").await.status != 404 {
         assert!(started.elapsed() < Duration::from_secs(10), "never removed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// New functions appear and removed ones disappear without a restart.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn functions_come_and_go() {
+    let n = node().function("hello", examples::HELLO).start();
+    assert_eq!(n.get("/later").await.status, 404);
+    a_function_comes_and_goes(&n).await;
 }
 
 /// `wedge serve` run as a new user runs it, in its directory with the default
@@ -174,16 +179,7 @@ pub async fn a_node_run_from_its_directory_sees_changes() {
     until_serving(&n, "/swap", "A").await;
     replace_by_rename(&n.dir().join("functions/swap/v2.wasm"), guests::SWAP_B);
     until_serving(&n, "/swap", "B").await;
-    let dir = n.dir().join("functions/later");
-    std::fs::create_dir_all(&dir).unwrap();
-    replace_by_rename(&dir.join("v1.wasm"), guests::SWAP_A);
-    until_serving(&n, "/later", "A").await;
-    std::fs::remove_dir_all(&dir).unwrap();
-    let started = Instant::now();
-    while n.get("/later").await.status != 404 {
-        assert!(started.elapsed() < Duration::from_secs(10), "never removed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    a_function_comes_and_goes(&n).await;
 }
 
 /// A restart with 20 unchanged functions compiles nothing: every module comes
