@@ -281,7 +281,7 @@ fn commit_memory_lazily() {
 fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     commit_memory_lazily();
     let config = if !config_path.exists() && config_path == Path::new("wedge.toml") {
-        Config::parse("", config_path, &std::path::absolute(".")?)?
+        Config::parse("", config_path, Path::new("."))?
     } else {
         Config::load(config_path)?
     };

@@ -132,20 +132,12 @@ impl Default for FunctionsConfig {
 
 impl Config {
     /// Reads `wedge.toml`. Relative directories are resolved against the file's own
-    /// directory, so `wedge serve -c /etc/wedge/wedge.toml` works from anywhere,
-    /// and made absolute: the directory watcher reports absolute paths, so a
-    /// functions directory named relative to the working directory (the
-    /// default `wedge.toml`'s `dir = "functions"`) would see none of its changes.
+    /// directory, so `wedge serve -c /etc/wedge/wedge.toml` works from anywhere.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path, format!("cannot read: {e}")))?;
-        let base = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let base = std::path::absolute(base)
-            .map_err(|e| ConfigError::new(path, format!("cannot resolve its directory: {e}")))?;
-        Self::parse(&text, path, &base)
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, path, base)
     }
 
     /// Parses `wedge.toml` text; `base` anchors relative directories.

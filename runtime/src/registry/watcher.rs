@@ -15,7 +15,10 @@ pub struct DirWatcher {
 
 /// Starts watching `dir` (recursively): every change sends its function.
 pub fn watch(dir: PathBuf, changes: Sender) -> notify::Result<DirWatcher> {
-    // Events name absolute paths, whatever path the watch was given.
+    // Events are matched to functions by stripping this root, so it must be
+    // spelled as the events spell their paths: absolute. With the default
+    // `./wedge.toml`, the directory is the relative `functions`, and a
+    // function directory created while the node ran was never loaded.
     let dir = std::path::absolute(&dir)?;
     let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
