@@ -413,10 +413,17 @@ impl Control {
         tokio::spawn(async move {
             // Baseline code first, for the functions to serve within moments;
             // then the optimized code they are reloaded onto.
-            for function in registry.compile_baseline(&job).await.unwrap_or_default() {
+            // Either stops when no function names the module any more.
+            let serving = || app.snapshot();
+            let Ok(ready) = registry.compile_baseline(&job, &serving).await else {
+                return;
+            };
+            for function in ready {
                 let _ = changes.send(Change::Compiled(function)).await;
             }
-            let waiting = registry.compile(&job).await;
+            let Ok(waiting) = registry.compile(&job, &serving).await else {
+                return;
+            };
             // The cache grew: evict here, as the reload that follows swaps
             // nothing when the version was replaced while it compiled.
             let (evicting, snapshot) = (registry.clone(), app.snapshot());

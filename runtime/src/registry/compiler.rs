@@ -73,12 +73,15 @@ impl Compiler {
 
     /// Compiles `wasm` to `tier`'s code into the file `dest`, and a reactor's
     /// snapshot into `snapshot_out` when given. On any error both are removed.
+    /// Once a slot is free, `go_on` says whether the compile is still wanted;
+    /// when it is not, nothing runs and the result is [`LoadError::Superseded`].
     pub async fn compile(
         &self,
         wasm: Arc<[u8]>,
         dest: &Path,
         tier: Tier,
         snapshot_out: Option<&Path>,
+        go_on: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), LoadError> {
         let slots = match tier {
             Tier::Baseline => &self.baseline_slots,
@@ -88,6 +91,10 @@ impl Compiler {
             .acquire()
             .await
             .map_err(|_| LoadError::Compiler("the compiler is shutting down".into()))?;
+        if !go_on() {
+            let _ = std::fs::remove_file(dest);
+            return Err(LoadError::Superseded);
+        }
         let result = self.run(wasm, dest, tier, snapshot_out).await;
         if result.is_err() {
             let _ = std::fs::remove_file(dest);

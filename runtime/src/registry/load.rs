@@ -99,6 +99,7 @@ impl Registry {
         let mut versions = BTreeMap::new();
         let mut failures = Vec::new();
         let mut compiling = Vec::new();
+        let jobs_before = jobs.len();
         for label in &labels {
             let path = dir.join(format!("{label}.wasm"));
             match self.load_version(name, &path, label, old, stats, jobs) {
@@ -116,6 +117,10 @@ impl Registry {
                 }),
             }
         }
+        // What the files name now: the loaded versions, and those compiling.
+        let named = versions.values().map(|v| v.sha256.clone());
+        let compiles = jobs[jobs_before..].iter().map(|j| j.sha256.clone());
+        self.note_wanted(name, named.chain(compiles).collect());
         if Function::serving_labels(&deployment).any(|l| compiling.contains(l)) {
             return Outcome::Waiting;
         }

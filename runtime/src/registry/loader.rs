@@ -56,6 +56,9 @@ pub enum LoadError {
     /// The compiler could not run, or died.
     #[error("the compiler failed: {0}")]
     Compiler(String),
+    /// No function names the module any more, so its compile was abandoned.
+    #[error("no function names the module any more; its compile was abandoned")]
+    Superseded,
 }
 
 /// The sha256 of a module's bytes, in lower-case hex.

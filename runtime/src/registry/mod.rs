@@ -22,6 +22,7 @@ mod load;
 pub mod loader;
 mod natural;
 pub mod shared;
+mod superseded;
 mod tiers;
 pub mod watcher;
 
@@ -45,6 +46,7 @@ use shared::SharedCode;
 
 pub use loader::LoadError;
 pub use natural::natural_cmp;
+pub use tiers::Superseded;
 
 /// The file that marks `functions/<name>/` as the fleet's (see
 /// [`crate::fleet`]): its deployment comes from the fleet's desired state.
@@ -130,6 +132,9 @@ pub struct Registry {
     refused: Mutex<lru::LruCache<String, LoadError>>,
     /// Modules being compiled now, by sha256, with the functions waiting for each.
     compiling: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// The modules each function's files name, by function (see
+    /// [`superseded`]).
+    wanted: Mutex<HashMap<String, HashSet<String>>>,
     /// Baseline code serving modules whose optimized code is not ready, by
     /// sha256: one entry per module version in the functions directory.
     baseline: Mutex<HashMap<String, tiers::Baseline>>,
@@ -183,6 +188,7 @@ impl Registry {
                 NonZeroUsize::new(REFUSED_REMEMBERED).expect("non-zero"),
             )),
             compiling: Mutex::default(),
+            wanted: Mutex::default(),
             baseline: Mutex::default(),
             shared: std::sync::OnceLock::new(),
             outbound,
@@ -272,6 +278,7 @@ impl Registry {
             let loaded = match self.load_function(name, old.as_deref(), &mut stats, &mut jobs) {
                 Outcome::Removed => {
                     lock(&self.clients).remove(name.as_str());
+                    self.forget_wanted(name);
                     if functions.remove(name.as_str()).is_some() {
                         changed.push(name.clone());
                     }
@@ -426,17 +433,26 @@ impl Registry {
     /// to reload. A failure (the compile timed out, or the module is invalid)
     /// with no baseline code to serve is remembered, and their next reload
     /// records it as a load failure; with baseline code, that code serves on.
-    pub async fn compile(&self, job: &CompileJob) -> BTreeSet<String> {
+    /// [`Superseded`] when nothing wants the module any more.
+    pub async fn compile(
+        &self,
+        job: &CompileJob,
+        serving: &(dyn Fn() -> Arc<Snapshot> + Sync),
+    ) -> Result<BTreeSet<String>, Superseded> {
         let started = std::time::Instant::now();
+        let go_on = || self.still_wanted(&job.sha256, &serving());
         let result = match self.refusal(&job.sha256) {
             Some(refused) => Err(refused),
             None if self.cache.contains(&job.sha256) => Ok(()),
             None => {
                 let input = self.optimized_input(job);
-                self.compile_into_cache(&input, &job.sha256, Offer::Meanwhile)
+                self.compile_into_cache(&input, &job.sha256, Offer::Meanwhile, &go_on)
                     .await
             }
         };
+        if let Err(LoadError::Superseded) = result {
+            return Err(Superseded);
+        }
         self.optimized_done(&job.sha256, result.is_ok());
         let waiting = lock(&self.compiling)
             .remove(&job.sha256)
@@ -459,7 +475,7 @@ impl Registry {
             ),
             Err(e) => self.refuse(&job.sha256, &e),
         }
-        waiting
+        Ok(waiting)
     }
 
     /// Compiles `bytes` into the cache, unless another node shared the code;
@@ -469,6 +485,7 @@ impl Registry {
         bytes: &Arc<[u8]>,
         sha256: &str,
         offer: Offer,
+        go_on: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), LoadError> {
         let shared = self.shared.get().cloned();
         let engine = self.cache.engine_name().to_string();
@@ -479,7 +496,7 @@ impl Registry {
         }
         let tmp = self.cache.temp_path(sha256).map_err(cache_write_error)?;
         self.compiler
-            .compile(bytes.clone(), &tmp, Tier::Optimized, None)
+            .compile(bytes.clone(), &tmp, Tier::Optimized, None, go_on)
             .await?;
         self.cache.commit(&tmp, sha256).map_err(cache_write_error)?;
         if let Some(shared) = shared {
@@ -550,7 +567,7 @@ impl Registry {
         if !self.cache.contains(&sha256) && self.shared.get().is_none() {
             let baseline = match self.baseline(&sha256) {
                 Some(_) => Ok(()),
-                None => self.compile_baseline_code(&bytes, &sha256).await,
+                None => self.compile_baseline_code(&bytes, &sha256, &|| true).await,
             };
             match (baseline, self.baseline(&sha256)) {
                 (_, Some(b)) => {
@@ -565,7 +582,7 @@ impl Registry {
             }
         }
         if !self.cache.contains(&sha256) {
-            self.compile_into_cache(&bytes, &sha256, Offer::First)
+            self.compile_into_cache(&bytes, &sha256, Offer::First, &|| true)
                 .await?;
         }
         match self.cache.load(&self.engine, &sha256) {

@@ -19,6 +19,11 @@ use wasmtime::Module;
 
 use super::{CompileJob, LoadError, Registry, cache_write_error, lock};
 use crate::engine::Tier;
+use crate::router::Snapshot;
+
+/// A compile nothing wants any more was abandoned: the job is over.
+#[derive(Debug)]
+pub struct Superseded;
 
 /// Baseline code that serves a module until its optimized code is ready.
 #[derive(Clone)]
@@ -48,26 +53,35 @@ impl Registry {
     }
 
     /// Compiles a claimed job's baseline code and returns the functions
-    /// waiting for the module, to reload onto it now. `None` when there is
-    /// nothing to reload yet: another node shared optimized code (now in the
-    /// cache), baseline code is there already, or Winch could not compile it
-    /// (the optimized compile then decides). A failed or timed-out
+    /// waiting for the module, to reload onto it now. None of them when there
+    /// is nothing to reload yet: another node shared optimized code (now in
+    /// the cache), baseline code is there already, or Winch could not compile
+    /// it (the optimized compile then decides). A failed or timed-out
     /// initialization, which the optimized compile would only repeat, is
     /// remembered as the module's refusal, and the waiting functions reload
-    /// to record it.
-    pub async fn compile_baseline(&self, job: &CompileJob) -> Option<BTreeSet<String>> {
+    /// to record it. [`Superseded`] when nothing wants the module any more
+    /// (see [`Registry::still_wanted`]): the job is over.
+    pub async fn compile_baseline(
+        &self,
+        job: &CompileJob,
+        serving: &(dyn Fn() -> Arc<Snapshot> + Sync),
+    ) -> Result<BTreeSet<String>, Superseded> {
         if self.baseline(&job.sha256).is_some() {
-            return None;
+            return Ok(BTreeSet::new());
         }
         if let Some(shared) = self.shared.get().cloned()
             && self
                 .take_shared(shared.as_ref(), &job.sha256, self.cache.engine_name())
                 .await
         {
-            return None;
+            return Ok(BTreeSet::new());
         }
         let started = Instant::now();
-        match self.compile_baseline_code(&job.bytes, &job.sha256).await {
+        let go_on = || self.still_wanted(&job.sha256, &serving());
+        match self
+            .compile_baseline_code(&job.bytes, &job.sha256, &go_on)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(
                     target: "wedge::registry",
@@ -78,15 +92,19 @@ impl Registry {
                     compile_ms = started.elapsed().as_millis() as u64,
                     "compiled"
                 );
-                lock(&self.compiling).get(&job.sha256).cloned()
+                Ok(lock(&self.compiling)
+                    .get(&job.sha256)
+                    .cloned()
+                    .unwrap_or_default())
             }
+            Err(LoadError::Superseded) => Err(Superseded),
             Err(e @ (LoadError::Init(_) | LoadError::CompileTimeout(_))) => {
                 self.refuse(&job.sha256, &e);
-                None
+                Ok(BTreeSet::new())
             }
             Err(e) => {
                 tracing::debug!(target: "wedge::registry", sha256 = %job.sha256, "no baseline code: {e}");
-                None
+                Ok(BTreeSet::new())
             }
         }
     }
@@ -97,12 +115,13 @@ impl Registry {
         &self,
         bytes: &Arc<[u8]>,
         sha256: &str,
+        go_on: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), LoadError> {
         let dest = self.cache.temp_path(sha256).map_err(cache_write_error)?;
         let snapshot = self.cache.snapshot_path(sha256);
         let result = self
             .compiler
-            .compile(bytes.clone(), &dest, Tier::Baseline, Some(&snapshot))
+            .compile(bytes.clone(), &dest, Tier::Baseline, Some(&snapshot), go_on)
             .await;
         if let Err(e) = result.and_then(|()| {
             self.cache

@@ -1,0 +1,51 @@
+//! Compiles nothing wants any more are abandoned. A function redeployed
+//! again and again (a CI pipeline pushing every commit) queues one compile
+//! per version; when a compile's turn comes and no function names its module
+//! any more, on disk or serving, it is dropped with its baseline code and
+//! snapshot, so the compile slots go to the version that will serve.
+
+use std::collections::HashSet;
+
+use super::{Registry, lock};
+use crate::router::Snapshot;
+
+impl Registry {
+    /// Remembers the modules function `name`'s files name now: those of the
+    /// versions that loaded or are compiling.
+    pub(super) fn note_wanted(&self, name: &str, modules: HashSet<String>) {
+        lock(&self.wanted).insert(name.to_string(), modules);
+    }
+
+    /// Function `name` is gone: its files name nothing.
+    pub(super) fn forget_wanted(&self, name: &str) {
+        lock(&self.wanted).remove(name);
+    }
+
+    /// Whether the compile of `sha256` should go on: some function's files
+    /// name the module, or it serves in `serving`. When neither holds the
+    /// compile is abandoned here, at once: its functions wait no more, and
+    /// its baseline code and snapshot are removed.
+    pub(super) fn still_wanted(&self, sha256: &str, serving: &Snapshot) -> bool {
+        // Under the lock of the compiles, so a reload that names the module
+        // again either sees the compile (and waits for it) or claims a new one.
+        let mut compiling = lock(&self.compiling);
+        let named = lock(&self.wanted).values().any(|m| m.contains(sha256));
+        let serves = serving
+            .functions()
+            .any(|f| f.versions.values().any(|v| v.sha256 == sha256));
+        if named || serves {
+            return true;
+        }
+        compiling.remove(sha256);
+        drop(compiling);
+        lock(&self.baseline).remove(sha256);
+        self.cache.remove_baseline(sha256);
+        let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
+        tracing::info!(
+            target: "wedge::registry",
+            sha256 = %sha256,
+            "compile abandoned: no function names this module any more"
+        );
+        false
+    }
+}
