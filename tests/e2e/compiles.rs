@@ -348,13 +348,14 @@ pub async fn init_slow() {
 }
 
 /// A function redeployed faster than it compiles compiles only what will
-/// serve: once every compile slot is busy, the versions replaced while they
-/// waited are abandoned, and the last one still goes optimized.
+/// serve: compiles of replaced versions are abandoned, those waiting for a
+/// slot when their turn comes and those running on the spot, and the last
+/// version still goes optimized.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn replaced_versions_are_not_compiled() {
     let n = node().function("hello", examples::HELLO).start();
-    // The node's optimized compile slots (`Compiler::slots`): two per core,
-    // at least four. The first versions take them all; the rest wait.
+    // More versions than the node's optimized compile slots
+    // (`Compiler::slots`: two per core, at least four), so some wait.
     let slots = std::thread::available_parallelism().map_or(4, |c| (2 * c.get()).max(4));
     let versions = slots + 6;
     // Cranelift takes seconds over it; the upload's Winch compile, moments.
@@ -378,7 +379,7 @@ pub async fn replaced_versions_are_not_compiled() {
         .count();
     println!("{versions} versions: {compiled} optimized compiles, {abandoned} abandoned");
     assert!(
-        compiled <= slots + 1 && abandoned >= versions - slots - 1,
-        "{versions} versions over {slots} slots: {compiled} optimized compiles, {abandoned} abandoned"
+        compiled <= 2 && abandoned >= versions - 2,
+        "{versions} versions: {compiled} optimized compiles, {abandoned} abandoned"
     );
 }

@@ -6,7 +6,8 @@
 //!
 //! A compile cannot be interrupted inside Cranelift, but a process can be
 //! killed: a compile that runs past `functions.compile_timeout` is abandoned
-//! that way, and nothing it did remains. The child runs at a lower CPU priority
+//! that way, and nothing it did remains; so is one whose module no function
+//! names any more (a version replaced while it compiled). The child runs at a lower CPU priority
 //! than the serving threads, and the memory the compiler uses is the child's
 //! and goes with it, so a big or hostile module costs the node neither
 //! latency nor resident memory afterwards. At most [`Compiler::slots`]
@@ -35,6 +36,9 @@ pub const EXIT_INVALID: i32 = 2;
 /// Exit status of the child when a reactor's `_initialize` failed; stderr's
 /// last line says why.
 pub const EXIT_INIT: i32 = 3;
+
+/// How often a running compile asks whether it is still wanted.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// Most bytes of the child's stderr kept for the error message.
 const MAX_STDERR: usize = 16 << 10;
@@ -73,8 +77,10 @@ impl Compiler {
 
     /// Compiles `wasm` to `tier`'s code into the file `dest`, and a reactor's
     /// snapshot into `snapshot_out` when given. On any error both are removed.
-    /// Once a slot is free, `go_on` says whether the compile is still wanted;
-    /// when it is not, nothing runs and the result is [`LoadError::Superseded`].
+    /// `go_on` says whether the compile is still wanted: asked once a slot is
+    /// free, and every [`RECHECK`] while the child runs. When it says no,
+    /// nothing runs or the child is killed, and the result is
+    /// [`LoadError::Superseded`].
     pub async fn compile(
         &self,
         wasm: Arc<[u8]>,
@@ -95,7 +101,7 @@ impl Compiler {
             let _ = std::fs::remove_file(dest);
             return Err(LoadError::Superseded);
         }
-        let result = self.run(wasm, dest, tier, snapshot_out).await;
+        let result = self.run(wasm, dest, tier, snapshot_out, go_on).await;
         if result.is_err() {
             let _ = std::fs::remove_file(dest);
             if let Some(path) = snapshot_out {
@@ -111,6 +117,7 @@ impl Compiler {
         dest: &Path,
         tier: Tier,
         snapshot_out: Option<&Path>,
+        go_on: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), LoadError> {
         let failed = |what: &str, e: std::io::Error| LoadError::Compiler(format!("{what}: {e}"));
         let out = std::fs::File::create(dest).map_err(|e| failed("cannot create the output", e))?;
@@ -152,13 +159,32 @@ impl Compiler {
             }
             String::from_utf8_lossy(&kept).into_owned()
         });
-        let status = match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(status) => status.map_err(|e| failed("cannot wait for the compiler", e))?,
-            Err(_) => {
+        let now = tokio::time::Instant::now();
+        let deadline = now + self.timeout;
+        let mut recheck = tokio::time::interval_at(now + RECHECK, RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopped = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    break Ok(status.map_err(|e| failed("cannot wait for the compiler", e))?);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    break Err(LoadError::CompileTimeout(self.timeout));
+                }
+                _ = recheck.tick() => {
+                    if !go_on() {
+                        break Err(LoadError::Superseded);
+                    }
+                }
+            }
+        };
+        let status = match stopped {
+            Ok(status) => status,
+            Err(e) => {
                 let _ = child.kill().await;
                 feed.abort();
                 read_stderr.abort();
-                return Err(LoadError::CompileTimeout(self.timeout));
+                return Err(e);
             }
         };
         let _ = feed.await;

@@ -1,8 +1,9 @@
 //! Compiles nothing wants any more are abandoned. A function redeployed
 //! again and again (a CI pipeline pushing every commit) queues one compile
-//! per version; when a compile's turn comes and no function names its module
-//! any more, on disk or serving, it is dropped with its baseline code and
-//! snapshot, so the compile slots go to the version that will serve.
+//! per version; when a compile's turn comes, or while it runs, and no function
+//! names its module any more, on disk or serving, it is dropped (its child
+//! killed) with its baseline code and snapshot, so the compile slots and the
+//! cores go to the version that will serve.
 
 use std::collections::HashSet;
 
