@@ -138,7 +138,9 @@ impl Control {
             ));
         }
         let bytes: Arc<[u8]> = bytes.into();
-        self.registry
+        // Its code stays until the reload below has loaded it.
+        let _held = self
+            .registry
             .validate(bytes.clone())
             .await
             .map_err(|e| ControlError::Invalid(e.to_string()))?;

@@ -46,7 +46,7 @@ pub async fn route(
             }
             let bytes = body(req, control.registry().max_module_size()).await?;
             let module: Arc<[u8]> = bytes.to_vec().into();
-            control
+            let _held = control
                 .registry()
                 .validate(module.clone())
                 .await

@@ -46,6 +46,7 @@ use shared::SharedCode;
 
 pub use loader::LoadError;
 pub use natural::natural_cmp;
+pub use superseded::Held;
 pub use tiers::Superseded;
 
 /// The file that marks `functions/<name>/` as the fleet's (see
@@ -135,6 +136,8 @@ pub struct Registry {
     /// The modules each function's files name, by function (see
     /// [`superseded`]).
     wanted: Mutex<HashMap<String, HashSet<String>>>,
+    /// Modules uploads hold, with how many hold each (see [`Held`]).
+    held: Mutex<HashMap<String, usize>>,
     /// Baseline code serving modules whose optimized code is not ready, by
     /// sha256: one entry per module version in the functions directory.
     baseline: Mutex<HashMap<String, tiers::Baseline>>,
@@ -189,6 +192,7 @@ impl Registry {
             )),
             compiling: Mutex::default(),
             wanted: Mutex::default(),
+            held: Mutex::default(),
             baseline: Mutex::default(),
             shared: std::sync::OnceLock::new(),
             outbound,
@@ -388,6 +392,8 @@ impl Registry {
         for f in current.functions() {
             keep.extend(f.versions.values().map(|v| v.sha256.as_str()));
         }
+        let held = self.held();
+        keep.extend(held.iter().map(String::as_str));
         self.drop_unused_baseline(&keep);
         // Code of compiles under way is not in use yet, but soon will be.
         let compiling: Vec<String> = lock(&self.compiling).keys().cloned().collect();
@@ -547,7 +553,9 @@ impl Registry {
     /// Checks that `bytes` would load as a version: size, imports, compilation
     /// (into the cache, so the reload that follows does not compile again, and
     /// in a fleet offered to the other nodes before this returns) and linking.
-    pub async fn validate(&self, bytes: Arc<[u8]>) -> Result<(), LoadError> {
+    /// The code stays while the returned [`Held`] lives: keep it until the
+    /// version is written and reloaded.
+    pub async fn validate(&self, bytes: Arc<[u8]>) -> Result<Held<'_>, LoadError> {
         let max = self.config.functions.max_module_size.0;
         if bytes.len() as u64 > max {
             return Err(LoadError::TooLarge {
@@ -560,6 +568,7 @@ impl Registry {
         if let Some(e) = lock(&self.refused).get(&sha256) {
             return Err(e.clone());
         }
+        let held = self.hold(&sha256);
         // Alone, a node checks with a quick baseline compile and serves from
         // it while the optimized code compiles in the background. In a fleet
         // the optimized code is compiled (and shared) first, so that no
@@ -572,7 +581,7 @@ impl Registry {
             match (baseline, self.baseline(&sha256)) {
                 (_, Some(b)) => {
                     return loader::link(&self.engine, &b.module, imports, Tier::Baseline)
-                        .map(|_| ());
+                        .map(|_| held);
                 }
                 (Err(e @ (LoadError::Init(_) | LoadError::CompileTimeout(_))), None) => {
                     return Err(e);
@@ -587,7 +596,7 @@ impl Registry {
         }
         match self.cache.load(&self.engine, &sha256) {
             Some(Ok(module)) => {
-                loader::link(&self.engine, &module, imports, Tier::Optimized).map(|_| ())
+                loader::link(&self.engine, &module, imports, Tier::Optimized).map(|_| held)
             }
             Some(Err(e)) => Err(LoadError::Invalid(format!("{e:#}"))),
             None => Err(LoadError::Compiler(

@@ -10,7 +10,41 @@ use std::collections::HashSet;
 use super::{Registry, lock};
 use crate::router::Snapshot;
 
+/// Keeps a module's code from eviction and abandonment while it lives: an
+/// upload's, from its check until the reload that loads it.
+#[must_use = "the module is held only while this lives"]
+pub struct Held<'a> {
+    registry: &'a Registry,
+    sha256: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut held = lock(&self.registry.held);
+        if let Some(n) = held.get_mut(&self.sha256) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.sha256);
+            }
+        }
+    }
+}
+
 impl Registry {
+    /// Holds module `sha256` (see [`Held`]).
+    pub(super) fn hold(&self, sha256: &str) -> Held<'_> {
+        *lock(&self.held).entry(sha256.to_string()).or_default() += 1;
+        Held {
+            registry: self,
+            sha256: sha256.to_string(),
+        }
+    }
+
+    /// The modules uploads hold now.
+    pub(super) fn held(&self) -> Vec<String> {
+        lock(&self.held).keys().cloned().collect()
+    }
+
     /// Remembers the modules function `name`'s files name now: those of the
     /// versions that loaded or are compiling.
     pub(super) fn note_wanted(&self, name: &str, modules: HashSet<String>) {
@@ -30,7 +64,8 @@ impl Registry {
         // Under the lock of the compiles, so a reload that names the module
         // again either sees the compile (and waits for it) or claims a new one.
         let mut compiling = lock(&self.compiling);
-        let named = lock(&self.wanted).values().any(|m| m.contains(sha256));
+        let named = lock(&self.wanted).values().any(|m| m.contains(sha256))
+            || lock(&self.held).contains_key(sha256);
         let serves = serving
             .functions()
             .any(|f| f.versions.values().any(|v| v.sha256 == sha256));
