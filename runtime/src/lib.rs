@@ -24,8 +24,9 @@
 //! - [`rollout`]: version choice per request: override header, sticky key, random draw.
 //! - [`registry`]: the functions directory turned into compiled, routable functions;
 //!   compiles in child processes in two tiers (Winch's baseline code first,
-//!   Cranelift's optimized code after), the module cache, the remembered last
-//!   good state, and the functions directory's watcher.
+//!   Cranelift's optimized code after, a compile abandoned once nothing names
+//!   its module), the module cache, the remembered last good state, and the
+//!   functions directory's watcher.
 //! - [`source`]: the channel every source of change (the directory watcher,
 //!   the fleet's desired state, finished compiles) feeds the control loop through.
 //! - [`control`]: the control loop: reload and swap, one swap at a time, for

@@ -7,10 +7,10 @@
 //! A compile cannot be interrupted inside Cranelift, but a process can be
 //! killed: a compile that runs past `functions.compile_timeout` is abandoned
 //! that way, and nothing it did remains; so is one whose module no function
-//! names any more (a version replaced while it compiled). The child runs at a lower CPU priority
-//! than the serving threads, and the memory the compiler uses is the child's
-//! and goes with it, so a big or hostile module costs the node neither
-//! latency nor resident memory afterwards. At most [`Compiler::slots`]
+//! names any more (a version replaced while it compiled). The child runs at a
+//! lower CPU priority than the serving threads, and the memory the compiler
+//! uses is the child's and goes with it, so a big or hostile module costs the
+//! node neither latency nor resident memory afterwards. At most [`Compiler::slots`]
 //! compiles run at once (more wait for a slot); each function's compile is
 //! independent of the others'.
 
