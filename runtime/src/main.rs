@@ -413,17 +413,27 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         }
     };
     // A reactor's `_initialize` runs here, in the child, where the compile
-    // timeout can stop it; its snapshot is what gets compiled.
+    // timeout can stop it; its snapshot is what gets compiled. An optimized
+    // compile initializes with Winch's code, quick to make, unless it was
+    // handed a snapshot already.
+    let initializes = matches!(
+        wedge::preinit::Shape::of(&wasm),
+        Ok(wedge::preinit::Shape::Reactor { initialize: true })
+    );
     let winch = match tier {
-        Tier::Baseline => None,
-        Tier::Optimized => wedge::engine::compiling_engine(Tier::Baseline).ok(),
+        Tier::Optimized if initializes => wedge::engine::compiling_engine(Tier::Baseline).ok(),
+        _ => None,
     };
     let engines: Vec<&wasmtime::Engine> = winch.iter().chain([&engine]).collect();
     let wasm = match loader::prepare(&engines, &wasm) {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("{}", e.to_string().replace('\n', " "));
-            return ExitCode::from(wedge::registry::compiler::EXIT_INIT as u8);
+            let status = match e {
+                loader::LoadError::Init(_) => wedge::registry::compiler::EXIT_INIT,
+                _ => wedge::registry::compiler::EXIT_INVALID,
+            };
+            return ExitCode::from(status as u8);
         }
     };
     if let (Some(path), std::borrow::Cow::Owned(snapshot)) = (snapshot_out, &wasm)
