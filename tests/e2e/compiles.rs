@@ -354,9 +354,8 @@ pub async fn init_slow() {
 #[tokio::test(flavor = "multi_thread")]
 pub async fn replaced_versions_are_not_compiled() {
     let n = node().function("hello", examples::HELLO).start();
-    // More versions than the node's optimized compile slots
-    // (`Compiler::slots`: two per core, at least four), so some wait.
-    let slots = std::thread::available_parallelism().map_or(4, |c| (2 * c.get()).max(4));
+    // More versions than the node's optimized compile slots, so some wait.
+    let slots = wedge::registry::compiler::Compiler::slots();
     let versions = slots + 6;
     // Cranelift takes seconds over it; the upload's Winch compile, moments.
     let slow = slow_to_compile(512 << 10, 200);

@@ -10,9 +10,9 @@
 //! names any more (a version replaced while it compiled). The child runs at a
 //! lower CPU priority than the serving threads, and the memory the compiler
 //! uses is the child's and goes with it, so a big or hostile module costs the
-//! node neither latency nor resident memory afterwards. At most [`Compiler::slots`]
-//! compiles run at once (more wait for a slot); each function's compile is
-//! independent of the others'.
+//! node neither latency nor resident memory afterwards. At most
+//! [`Compiler::slots`] compiles run at once (more wait for a slot); each
+//! function's compile is independent of the others'.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

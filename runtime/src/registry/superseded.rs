@@ -74,9 +74,7 @@ impl Registry {
         }
         compiling.remove(sha256);
         drop(compiling);
-        lock(&self.baseline).remove(sha256);
-        self.cache.remove_baseline(sha256);
-        let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
+        self.drop_baseline(sha256);
         tracing::info!(
             target: "wedge::registry",
             sha256 = %sha256,

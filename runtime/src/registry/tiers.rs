@@ -158,19 +158,22 @@ impl Registry {
     /// After the optimized compile of `sha256`: the baseline code goes when
     /// the optimized code is there, and stays for good when it is not.
     pub(super) fn optimized_done(&self, sha256: &str, compiled: bool) {
-        let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
-        let mut baseline = lock(&self.baseline);
         match compiled {
-            true => {
-                baseline.remove(sha256);
-                self.cache.remove_baseline(sha256);
-            }
+            true => self.drop_baseline(sha256),
             false => {
-                if let Some(b) = baseline.get_mut(sha256) {
+                let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
+                if let Some(b) = lock(&self.baseline).get_mut(sha256) {
                     b.settled = true;
                 }
             }
         }
+    }
+
+    /// Forgets module `sha256`'s baseline code and snapshot, kept and on disk.
+    pub(super) fn drop_baseline(&self, sha256: &str) {
+        let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
+        lock(&self.baseline).remove(sha256);
+        self.cache.remove_baseline(sha256);
     }
 
     /// Drops baseline code no version in `used` runs and no compile waits for.
