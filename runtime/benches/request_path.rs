@@ -10,7 +10,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wedge::config::Durability;
 use wedge::engine::WasmEngine;
-use wedge::function::{Settings, Version};
+use wedge::function::{Handler, Settings, Version};
 use wedge::instance::{self, Invocation};
 use wedge::kv::KvCtx;
 use wedge::kv::sled::SledBackend;
@@ -93,8 +93,15 @@ fn request_path(c: &mut Criterion) {
                     tokio::time::Instant::now() + settings.timeout,
                 ),
             };
-            let (response, _) =
-                runtime.block_on(instance::run(&engine, &version, &settings, invocation));
+            let Handler::Wagi(code) = &version.compiled.handler else {
+                unreachable!("hello is a WAGI module")
+            };
+            let (response, _) = runtime.block_on(instance::run(
+                &engine,
+                (code, version.compiled.tier),
+                &settings,
+                invocation,
+            ));
             black_box(response.unwrap().body)
         })
     });

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use wasmtime::component;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig,
-    ResourceLimiter, Strategy,
+    Strategy,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -20,7 +21,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use crate::config::MAX_MEMORY;
 use crate::guest_io::{self, GuestIo};
 use crate::kv::{self, KvCtx};
+use crate::limits::GuestLimits;
 use crate::outbound::{self, OutboundCtx};
+use crate::wasi_http::{self, ProxyHost};
 
 /// How often the epoch advances. A running guest yields to the async executor at
 /// every tick, so a busy guest holds a worker thread for at most this long.
@@ -30,8 +33,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// pool, is what turns requests away.
 const POOL_HEADROOM: u32 = 16;
 
-/// Largest table a guest may grow to.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Core instances (and tables) pooled per request slot: a component is
+/// several.
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+
+/// Linear memories pooled per request slot: a component may have more than one.
+const MEMORIES_PER_SLOT: u32 = 2;
 
 /// Per-request state inside a wasmtime `Store`.
 pub struct Host {
@@ -67,67 +74,6 @@ impl Host {
     }
 }
 
-/// Enforces a function's memory cap; growing past it is a trap, not a failed grow.
-pub struct GuestLimits {
-    /// The function's `memory` setting in bytes.
-    memory: usize,
-    /// Set when the guest tried to go over the cap, to name the trap.
-    exceeded: bool,
-}
-
-impl GuestLimits {
-    /// Limits for a function whose linear memory may not exceed `memory` bytes.
-    pub fn new(memory: usize) -> Self {
-        Self {
-            memory,
-            exceeded: false,
-        }
-    }
-
-    /// Whether the guest tried to grow past its cap.
-    pub fn exceeded(&self) -> bool {
-        self.exceeded
-    }
-}
-
-/// The trap raised when a guest's memory would exceed its cap.
-#[derive(Debug, thiserror::Error)]
-#[error("linear memory would grow to {desired} bytes, beyond the function's cap of {cap}")]
-pub struct MemoryCapExceeded {
-    /// Bytes the guest asked for.
-    pub desired: usize,
-    /// The function's cap.
-    pub cap: usize,
-}
-
-impl ResourceLimiter for GuestLimits {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            self.exceeded = true;
-            return Err(MemoryCapExceeded {
-                desired,
-                cap: self.memory,
-            }
-            .into());
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
 /// Which compiler produced a module's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
@@ -155,23 +101,28 @@ impl Tier {
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<Host>,
+    components: component::Linker<ProxyHost>,
     baseline: Engine,
     baseline_linker: Linker<Host>,
+    baseline_components: component::Linker<ProxyHost>,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl WasmEngine {
     /// Builds the engines, each with room for `max_inflight` concurrent instances.
     pub fn new(max_inflight: u32) -> anyhow::Result<Self> {
-        let (engine, linker) = serving_engine(Tier::Optimized, max_inflight)?;
-        let (baseline, baseline_linker) = serving_engine(Tier::Baseline, max_inflight)?;
+        let (engine, linker, components) = serving_engine(Tier::Optimized, max_inflight)?;
+        let (baseline, baseline_linker, baseline_components) =
+            serving_engine(Tier::Baseline, max_inflight)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker([engine.clone(), baseline.clone()], ticker_stop.clone())?;
         Ok(Self {
             engine,
             linker,
+            components,
             baseline,
             baseline_linker,
+            baseline_components,
             ticker_stop,
         })
     }
@@ -197,15 +148,31 @@ impl WasmEngine {
             Tier::Optimized => &self.linker,
         }
     }
+
+    /// The linker holding every interface a wasi:http component may
+    /// import, for code of `tier`.
+    pub fn component_linker(&self, tier: Tier) -> &component::Linker<ProxyHost> {
+        match tier {
+            Tier::Baseline => &self.baseline_components,
+            Tier::Optimized => &self.components,
+        }
+    }
 }
 
-/// One tier's serving engine and its linker.
-fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<(Engine, Linker<Host>)> {
+/// One tier's engine with its two linkers: WAGI modules' and components'.
+type Serving = (Engine, Linker<Host>, component::Linker<ProxyHost>);
+
+/// One tier's serving engine and its linkers.
+fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<Serving> {
     let slots = max_inflight.saturating_add(POOL_HEADROOM);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(slots)
-        .total_memories(slots)
-        .total_tables(slots)
+    // A component instance is several core instances (a language runtime,
+    // its WASI adapter, shims), usually with two memories and a few tables.
+    // A slot of each kind is a reservation of address space, not memory.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+        .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
+        .total_tables(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
         .total_stacks(slots)
         .max_memory_size(MAX_MEMORY.as_usize())
         // Resetting the start of each slot by scanning the page map for dirty
@@ -226,7 +193,9 @@ fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<(Engine, Link
     guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
     kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
     outbound::host::add_to_linker(&mut linker, |host: &mut Host| &mut host.outbound)?;
-    Ok((engine, linker))
+    let mut components = component::Linker::new(&engine);
+    wasi_http::add_to_linker(&mut components)?;
+    Ok((engine, linker, components))
 }
 
 impl Drop for WasmEngine {

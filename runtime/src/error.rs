@@ -82,6 +82,9 @@ impl HostError {
             Self::Guest(RunError::Failed { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "function failed")
             }
+            Self::Guest(RunError::NoResponse(_)) => {
+                (StatusCode::BAD_GATEWAY, "function sent no response")
+            }
             Self::Guest(RunError::Malformed(_)) => (
                 StatusCode::BAD_GATEWAY,
                 "function sent a malformed response",

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{InstancePre, ModuleExport};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::code::Format;
 use crate::config::{Deployment, RolloutConfig};
 use crate::engine::{Host, Tier};
 use crate::outbound::OriginClient;
 use crate::telemetry::VersionStats;
+use crate::wasi_http::ProxyHost;
 
 /// One `functions/<name>/` directory, loaded. Immutable: a change builds a new one.
 pub struct Function {
@@ -103,28 +106,55 @@ pub struct Version {
     pub stats: Arc<VersionStats>,
 }
 
-/// A compiled module, linked against the host and ready to instantiate per request.
+/// A compiled handler, linked against the host and ready to instantiate per request.
 pub struct Compiled {
-    /// Pre-linked instance: per request only a fresh `Store` is made.
-    pub pre: Arc<InstancePre<Host>>,
-    /// Where the entry point lives (`_start`, or a reactor's `wedge_handle`),
-    /// resolved once instead of by name per request.
-    pub entry: ModuleExport,
-    /// Where the exported `memory` lives, if the module exports one.
-    pub memory: Option<ModuleExport>,
+    /// The linked code, in its format.
+    pub handler: Handler,
     /// The module's imports.
     pub imports: Vec<Import>,
     /// The compiler that made its code.
     pub tier: Tier,
 }
 
+/// A compiled handler of either format, pre-linked: per request only a
+/// fresh `Store` is made.
+pub enum Handler {
+    /// A WAGI core module.
+    Wagi(WagiCode),
+    /// A component exporting `wasi:http/incoming-handler`.
+    Http(Arc<ProxyPre<ProxyHost>>),
+}
+
+impl Handler {
+    /// The format the handler is of.
+    pub fn format(&self) -> Format {
+        match self {
+            Self::Wagi(_) => Format::Wagi,
+            Self::Http(_) => Format::Http,
+        }
+    }
+}
+
+/// A WAGI module, pre-linked.
+pub struct WagiCode {
+    /// Pre-linked instance.
+    pub pre: Arc<InstancePre<Host>>,
+    /// Where the entry point lives (`_start`, or a reactor's `wedge_handle`),
+    /// resolved once instead of by name per request.
+    pub entry: ModuleExport,
+    /// Where the exported `memory` lives, if the module exports one.
+    pub memory: Option<ModuleExport>,
+}
+
 /// One import of a module, as `wedge check` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
-    /// Import module (`wasi_snapshot_preview1`).
+    /// Import module (`wasi_snapshot_preview1`); empty for a component's.
     pub module: String,
-    /// Field name (`fd_write`).
+    /// Field name (`fd_write`), or a component's interface
+    /// (`wasi:http/types@0.2.6`).
     pub name: String,
-    /// `func`, `memory`, `table`, `global` or `tag`.
+    /// `func`, `memory`, `table`, `global` or `tag`; `instance` for a
+    /// component's interface.
     pub kind: &'static str,
 }

@@ -12,10 +12,11 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
+use crate::component::{self, HttpInvocation};
 use crate::config::ServerConfig;
 use crate::engine::WasmEngine;
 use crate::error::{Body, HostError};
-use crate::function::{Function, Version};
+use crate::function::{Function, Handler, Version};
 use crate::instance::{self, Invocation, RunError, Timing};
 use crate::kv::{Backend, KvCtx};
 use crate::lanes;
@@ -26,7 +27,7 @@ use crate::rollout;
 use crate::router::Snapshot;
 use crate::stdio::GuestLog;
 use crate::telemetry::{Outcome, Telemetry, TrapKind};
-use crate::validate;
+use crate::validate::{self, BadRequest};
 use crate::wagi::{self, RequestInfo};
 
 /// The addresses of the connection a request came in on.
@@ -276,36 +277,49 @@ impl App {
         let _admitted = Admission::try_new(&self.inflight, self.limits.max_inflight)
             .ok_or(HostError::Overloaded)?;
         let deadline = Instant::now() + function.settings.timeout;
-        let info = RequestInfo {
-            parts,
-            route: &function.route,
-            peer: conn.peer,
-            local: conn.local,
-            body_len: stdin.len(),
-            function: &function.name,
-            version: &version.label,
-            request_id,
+        let log = GuestLog::new(
+            function.name.clone(),
+            version.label.clone(),
+            request_id.into(),
+        );
+        let tier = version.compiled.tier;
+        let (result, timing) = match &version.compiled.handler {
+            Handler::Wagi(code) => {
+                let info = RequestInfo {
+                    parts,
+                    route: &function.route,
+                    peer: conn.peer,
+                    local: conn.local,
+                    body_len: stdin.len(),
+                    function: &function.name,
+                    version: &version.label,
+                    request_id,
+                };
+                let invocation = Invocation {
+                    env: wagi::environment(&info, &function.settings.env),
+                    args: wagi::arguments(parts),
+                    stdin,
+                    log,
+                    deadline,
+                    kv: self.kv_ctx(function, parts),
+                    outbound: OutboundCtx::new(
+                        function.settings.outbound.clone(),
+                        function.name.clone(),
+                        self.telemetry.clone(),
+                        deadline,
+                    ),
+                };
+                instance::run(&self.engine, (code, tier), &function.settings, invocation).await
+            }
+            Handler::Http(pre) => {
+                let invocation = HttpInvocation {
+                    request: component_request(parts, conn, stdin)?,
+                    log,
+                    deadline,
+                };
+                component::run(&self.engine, (pre, tier), &function.settings, invocation).await
+            }
         };
-        let invocation = Invocation {
-            env: wagi::environment(&info, &function.settings.env),
-            args: wagi::arguments(parts),
-            stdin,
-            log: GuestLog::new(
-                function.name.clone(),
-                version.label.clone(),
-                request_id.into(),
-            ),
-            deadline,
-            kv: self.kv_ctx(function, parts),
-            outbound: OutboundCtx::new(
-                function.settings.outbound.clone(),
-                function.name.clone(),
-                self.telemetry.clone(),
-                deadline,
-            ),
-        };
-        let (result, timing) =
-            instance::run(&self.engine, &version, &function.settings, invocation).await;
         served.timing = timing;
         if let Err(RunError::Failed { kind, .. }) = &result {
             served.trap = Some(*kind);
@@ -348,6 +362,33 @@ impl App {
             Ok(Err(_)) => Err(HostError::BadBody),
         }
     }
+}
+
+/// The request as a component sees it: the same method, headers and body,
+/// under an absolute URI (the `Host` header's authority, or the listener's
+/// address when the client sent none).
+fn component_request(
+    parts: &http::request::Parts,
+    conn: ConnInfo,
+    body: Bytes,
+) -> Result<Request<Bytes>, HostError> {
+    let authority = match parts.uri.authority() {
+        Some(a) => a.to_string(),
+        None => wagi::host_of(parts).map_or_else(|| conn.local.to_string(), str::to_string),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HostError::BadRequest(BadRequest::BadHost))?;
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    Ok(request)
 }
 
 /// Bytes of the request line and headers, as the client sent them (give or take
@@ -393,6 +434,7 @@ fn log_failure(error: &HostError, served: &Served, request_id: &str) {
             let kind = match e {
                 RunError::Failed { kind, .. } => kind.as_str(),
                 RunError::Malformed(_) => "malformed",
+                RunError::NoResponse(_) => "no_response",
                 RunError::TooLarge(_) => "too_large",
                 RunError::Capacity(_) => "capacity",
             };

@@ -9,10 +9,11 @@ use tokio::time::Instant;
 use wasmtime::{PoolConcurrencyLimitError, Store};
 use wasmtime_wasi::I32Exit;
 
-use crate::engine::{GuestLimits, Host, MemoryCapExceeded, WasmEngine};
-use crate::function::{Settings, Version};
+use crate::engine::{Host, Tier, WasmEngine};
+use crate::function::{Settings, WagiCode};
 use crate::guest_io::{CStrings, GuestIo};
 use crate::kv::KvCtx;
+use crate::limits::{GuestLimits, MemoryCapExceeded};
 use crate::outbound::OutboundCtx;
 use crate::stdio::{GuestLog, ResponseBuffer, ResponseTooLarge};
 use crate::telemetry::TrapKind;
@@ -53,6 +54,10 @@ pub enum RunError {
     /// The guest wrote more than `max_response`.
     #[error(transparent)]
     TooLarge(#[from] ResponseTooLarge),
+    /// A component sent no complete response: it set none, or its body
+    /// broke off.
+    #[error("no response: {0}")]
+    NoResponse(String),
     /// No instance slot was free.
     #[error("no instance slot free: {0}")]
     Capacity(String),
@@ -69,10 +74,10 @@ pub struct Timing {
     pub outbound: Duration,
 }
 
-/// Runs `version` for one request in a fresh instance.
+/// Runs a WAGI module, whose code is of `tier`, for one request in a fresh instance.
 pub async fn run(
     engine: &WasmEngine,
-    version: &Version,
+    (compiled, tier): (&WagiCode, Tier),
     settings: &Settings,
     inv: Invocation,
 ) -> (Result<GuestResponse, RunError>, Timing) {
@@ -87,7 +92,7 @@ pub async fn run(
         initializing: false,
     };
     let mut store = Store::new(
-        engine.engine_for(version.compiled.tier),
+        engine.engine_for(tier),
         Host::new(io, GuestLimits::new(settings.memory), inv.kv, inv.outbound),
     );
     store.limiter(|host| &mut host.limits);
@@ -97,7 +102,6 @@ pub async fn run(
 
     let mut timing = Timing::default();
     let started = Instant::now();
-    let compiled = &version.compiled;
     let outcome = tokio::time::timeout_at(inv.deadline, async {
         let instance = compiled.pre.instantiate_async(&mut store).await?;
         timing.instantiate = started.elapsed();
@@ -136,22 +140,30 @@ pub async fn run(
                 }))
             } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
                 classify_exit(exit.0, output)
-            } else if memory_exceeded || error.is::<MemoryCapExceeded>() {
-                Err(RunError::Failed {
-                    kind: TrapKind::Memory,
-                    message: one_line(&error),
-                })
-            } else if error.is::<PoolConcurrencyLimitError>() {
-                Err(RunError::Capacity(one_line(&error)))
             } else {
-                Err(RunError::Failed {
-                    kind: TrapKind::Trap,
-                    message: one_line(&error),
-                })
+                Err(failure(&error, memory_exceeded))
             }
         }
     };
     (result, timing)
+}
+
+/// What a guest's error (a trap, the memory cap, no instance slot) comes to,
+/// in either handler format.
+pub fn failure(error: &wasmtime::Error, memory_exceeded: bool) -> RunError {
+    if memory_exceeded || error.is::<MemoryCapExceeded>() {
+        RunError::Failed {
+            kind: TrapKind::Memory,
+            message: one_line(error),
+        }
+    } else if error.is::<PoolConcurrencyLimitError>() {
+        RunError::Capacity(one_line(error))
+    } else {
+        RunError::Failed {
+            kind: TrapKind::Trap,
+            message: one_line(error),
+        }
+    }
 }
 
 fn finish(output: Bytes) -> Result<GuestResponse, RunError> {

@@ -1,6 +1,7 @@
 //! wedge: an edge-function runtime. It serves HTTP by running each request in a
-//! fresh, sandboxed wasmtime instance of a `wasm32-wasip1` handler, speaking WAGI
-//! (CGI over WASI) to the guest.
+//! fresh, sandboxed wasmtime instance of a handler: a `wasm32-wasip1` module
+//! spoken to in WAGI (CGI over WASI), or a component exporting
+//! `wasi:http/incoming-handler`.
 //!
 //! # Layout
 //!
@@ -33,7 +34,15 @@
 //!   every source of change.
 //! - [`engine`]: the wasmtime engines, one per compiler tier (pooling, epochs),
 //!   and their linkers.
-//! - [`instance`]: one request's store, limits, deadline and outcome.
+//! - [`code`]: the two handler formats, told apart by their bytes, and their
+//!   compiled code.
+//! - [`limits`]: a guest's memory cap and table limit inside its store.
+//! - [`instance`]: one request's run of a WAGI module: store, limits,
+//!   deadline and outcome.
+//! - [`wasi_http`]: a component's per-request host state, the worlds it may
+//!   import from, and its stdout and stderr into the log.
+//! - [`component`]: one request's run of a wasi:http component, its response
+//!   read whole within the response cap.
 //! - [`segments`]: a module's data segments joined into few, so instantiating
 //!   it does not walk thousands (Go emits one per symbol).
 //! - [`preinit`]: reactor handlers: `_initialize` run once at load and
@@ -57,20 +66,22 @@
 //! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
 //!
 //! Modules depend on each other one way, and `cargo xtask layout` fails CI on
-//! a cycle. At the bottom are `config`, `metrics`, `telemetry`, `source` and
-//! `segments`. Above them
+//! a cycle. At the bottom are `config`, `metrics`, `telemetry`, `source`,
+//! `segments`, `code` and `limits`. Above them
 //! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
-//! `guest_io`, `wagi` and `engine`, then `preinit` and `function`. `instance`,
-//! `router` and `rollout` read functions, and `registry` builds them into
-//! routing snapshots. `handler` serves a request from a snapshot and `control`
+//! `guest_io`, `wagi`, `wasi_http` and `engine`, then `preinit` and
+//! `function`. `instance`, `component`, `router` and `rollout` read
+//! functions, and `registry` builds them into routing snapshots. `handler` serves a request from a snapshot and `control`
 //! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows
 //! `server` → `conn` → `handler` → `router` (snapshot) → `instance` + `wagi`
-//! → response, and `registry` is the only writer of the snapshot.
+//! (or `component`) → response, and `registry` is the only writer of the snapshot.
 
 pub mod admin;
 pub mod alloc;
 pub mod api;
 pub mod client;
+pub mod code;
+pub mod component;
 pub mod config;
 pub mod conn;
 pub mod control;
@@ -84,6 +95,7 @@ pub mod handler;
 pub mod instance;
 pub mod kv;
 pub mod lanes;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod outbound;
@@ -101,6 +113,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod validate;
 pub mod wagi;
+pub mod wasi_http;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -442,7 +442,11 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         eprintln!("cannot write the snapshot: {e}");
         return ExitCode::FAILURE;
     }
-    match engine.precompile_module(&wasm) {
+    let compiled = match wedge::code::Format::of(&wasm) {
+        wedge::code::Format::Http => engine.precompile_component(&wasm),
+        wedge::code::Format::Wagi => engine.precompile_module(&wasm),
+    };
+    match compiled {
         Ok(compiled) => match std::io::stdout().lock().write_all(&compiled) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -490,12 +494,32 @@ fn check(module: &Path) -> anyhow::Result<()> {
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());
     println!("sha256: {sha256}");
-    if let Ok(shape) = wedge::preinit::Shape::of(&bytes) {
-        println!("shape:  {}", shape.describe());
+    let format = compiled.handler.format();
+    match format {
+        wedge::code::Format::Http => {
+            println!(
+                "format: {} (a component exporting wasi:http/incoming-handler)",
+                format.as_str()
+            );
+        }
+        wedge::code::Format::Wagi => {
+            println!(
+                "format: {} (a wasm32-wasip1 module spoken to in CGI over WASI)",
+                format.as_str()
+            );
+            if let Ok(shape) = wedge::preinit::Shape::of(&bytes) {
+                println!("shape:  {}", shape.describe());
+            }
+        }
     }
     println!("imports ({}):", compiled.imports.len());
     for import in &compiled.imports {
-        println!("  {}::{} ({})", import.module, import.name, import.kind);
+        match format {
+            wedge::code::Format::Http => println!("  {} ({})", import.name, import.kind),
+            wedge::code::Format::Wagi => {
+                println!("  {}::{} ({})", import.module, import.name, import.kind);
+            }
+        }
     }
     println!("ok: valid wedge handler");
     Ok(())

@@ -23,8 +23,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use crate::config::MAX_MEMORY;
-use crate::engine::GuestLimits;
 use crate::guest_io::{CStrings, GuestIo};
+use crate::limits::GuestLimits;
 use crate::stdio::{GuestLog, ResponseBuffer};
 
 /// The export a reactor handler serves each request with: `() -> ()`.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod compiles;
+mod components;
 mod connections;
 mod crash;
 mod disk;
@@ -46,6 +47,7 @@ pub fn scale(small: usize, full: usize) -> usize {
 /// guest without one fails the build here.
 mod tested {
     pub use crate::compiles::init_slow as c_init_slow;
+    pub use crate::components::http_probe;
     pub use crate::connections::slow_readers_are_disconnected as big;
     pub use crate::hostile::{flood, hog, recurse, spin, wasi_abuse};
     pub use crate::kv::{kv_abuse, kv_probe};

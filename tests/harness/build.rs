@@ -1,10 +1,13 @@
-//! Builds wedge's example handlers and test guests to wasm32-wasip1 and emits a
+//! Builds wedge's example handlers and test guests to wasm32-wasip1 (the
+//! wasi:http examples to wasm32-wasip2) and emits a
 //! path constant for each, plus `foreach_guest!`, which the end-to-end tests use
 //! to prove every guest program has a test.
 //!
 //! Rust guests build with cargo; Go guests (`tests/guests-go/<name>`) with the
 //! Go toolchain as `go_<name>`; C guests (`tests/guests-c/<name>.c`) with
-//! `zig cc` as `c_<name>`. `cargo xtask test` installs Go and zig.
+//! `zig cc` as `c_<name>`; the wasi:http probe (`tests/guests-http`) with
+//! cargo for wasm32-wasip2 as `http_probe`. `cargo xtask test` installs Go
+//! and zig.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +21,7 @@ fn main() {
         "tests/guests",
         "tests/guests-go",
         "tests/guests-c",
+        "tests/guests-http",
         "guest-sdk/src",
         "guest-sdk/go",
         "guest-sdk/c",
@@ -28,6 +32,9 @@ fn main() {
     build_workspace(&root.join("examples/Cargo.toml"), &target_dir);
     build_workspace(&root.join("tests/guests/Cargo.toml"), &target_dir);
     let out = target_dir.join("wasm32-wasip1/release");
+    // The wasi:http examples build for wasm32-wasip2 and land beside the rest.
+    wedge_toolchains::components::build_rust_components(&root, &target_dir, &out)
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let mut examples = example_names(&root.join("examples"));
     examples.extend(
@@ -46,6 +53,16 @@ fn main() {
             .unwrap_or_else(|e| panic!("{e}"));
         guests.push(name);
     }
+    // The wasi:http probe, a component built for wasm32-wasip2.
+    let probe = "http_probe".to_string();
+    wedge_toolchains::components::cargo_components(
+        &root.join("tests/guests-http/Cargo.toml"),
+        std::slice::from_ref(&probe),
+        &target_dir,
+        &out,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    guests.push(probe);
     guests.sort();
     let mut code =
         String::from("/// Example handlers from `examples/`, built to wasm.\npub mod examples {\n");

@@ -71,17 +71,20 @@ fn cargo() -> Command {
     cmd
 }
 
-/// Installs the wasm32-wasip1 target through rustup when it is missing.
+/// Installs the wasm32-wasip1 target (WAGI handlers) and the wasm32-wasip2
+/// one (wasi:http components) through rustup when either is missing.
 fn ensure_wasm_target() -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip1"))
-        .unwrap_or(false);
-    if installed {
-        return Ok(());
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for target in ["wasm32-wasip1", "wasm32-wasip2"] {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
-    run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]))
+    Ok(())
 }
 
 /// Installs etcd from Debian when it is missing: the tests of the etcd store
@@ -147,6 +150,11 @@ fn build_examples() -> Result<Vec<(String, PathBuf)>, String> {
         WASM_TARGET_DIR,
     ]))?;
     let out = root().join(WASM_TARGET_DIR).join("wasm32-wasip1/release");
+    wedge_toolchains::components::build_rust_components(
+        &root(),
+        &root().join(WASM_TARGET_DIR),
+        &out,
+    )?;
     let mut modules = Vec::new();
     for entry in std::fs::read_dir(root().join("examples")).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
@@ -329,6 +337,37 @@ fn lint() -> Result<(), String> {
                 WASM_TARGET_DIR,
             ])
             .args(["--manifest-path", manifest, "--", "-D", "warnings"]))?;
+    }
+    // The wasi:http components build for wasm32-wasip2.
+    let mut components: Vec<(&str, String)> =
+        wedge_toolchains::components::rust_component_names(&root().join("examples"))?
+            .into_iter()
+            .map(|name| ("examples/Cargo.toml", name))
+            .collect();
+    components.push(("tests/guests-http/Cargo.toml", "http_probe".into()));
+    run(cargo().args([
+        "fmt",
+        "--all",
+        "--check",
+        "--manifest-path",
+        "tests/guests-http/Cargo.toml",
+    ]))?;
+    for (manifest, name) in &components {
+        run(cargo().args([
+            "clippy",
+            "--locked",
+            "--target",
+            wedge_toolchains::components::RUST_TARGET,
+            "--target-dir",
+            WASM_TARGET_DIR,
+            "--manifest-path",
+            manifest,
+            "-p",
+            name,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     Ok(())
 }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::code::Code;
 use sha2::{Digest, Sha256};
-use wasmtime::Module;
 
 use crate::engine::{Tier, WasmEngine};
 use crate::fsutil;
@@ -107,7 +107,7 @@ impl ModuleCache {
         &self,
         engine: &WasmEngine,
         sha256: &str,
-    ) -> Option<wasmtime::Result<Module>> {
+    ) -> Option<wasmtime::Result<Code>> {
         let path = self.baseline_path(sha256);
         if !path.exists() {
             return None;
@@ -116,7 +116,7 @@ impl ModuleCache {
         // `wedge compile-module --baseline` with the settings the directory
         // name pins.
         #[allow(unsafe_code)]
-        let loaded = unsafe { Module::deserialize_file(engine.engine_for(Tier::Baseline), &path) };
+        let loaded = unsafe { Code::deserialize_file(engine.engine_for(Tier::Baseline), &path) };
         if loaded.is_err() {
             let _ = std::fs::remove_file(&path);
         }
@@ -173,7 +173,7 @@ impl ModuleCache {
 
     /// The module for `sha256` when the cache has it. `Some(Err(..))` when the
     /// entry is there but unusable; it is removed, so the next load compiles.
-    pub fn load(&self, engine: &WasmEngine, sha256: &str) -> Option<wasmtime::Result<Module>> {
+    pub fn load(&self, engine: &WasmEngine, sha256: &str) -> Option<wasmtime::Result<Code>> {
         let path = self.path(sha256);
         if !path.exists() {
             return None;
@@ -184,7 +184,7 @@ impl ModuleCache {
         // that is the hash of the source. wasmtime checks the header and the
         // settings again; a file that fails is removed and compiled again.
         #[allow(unsafe_code)]
-        let loaded = unsafe { Module::deserialize_file(engine.engine(), &path) };
+        let loaded = unsafe { Code::deserialize_file(engine.engine(), &path) };
         match &loaded {
             // Marks the entry as recently used for eviction.
             Ok(_) => {

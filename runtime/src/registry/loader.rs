@@ -1,16 +1,21 @@
-//! Turns the bytes of a `.wasm` file into a module ready to instantiate: hash,
-//! check the imports against the guest ABI, compile, pre-link.
+//! Turns the bytes of a `.wasm` file into a handler ready to instantiate: hash,
+//! check the imports against the guest ABI (a WAGI module's) or the allowed
+//! worlds (a component's), compile, pre-link.
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmparser::{Parser, Payload, TypeRef};
 use wasmtime::Module;
+use wasmtime::component::Component;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::code::{Code, Format};
 use crate::engine::{Tier, WasmEngine};
-use crate::function::{Compiled, Import};
+use crate::function::{Compiled, Handler, Import, WagiCode};
 use crate::preinit::{self, Shape};
 use crate::segments;
+use crate::wasi_http::imports::{self as component_imports, Refusal};
 
 /// Import modules a handler may use.
 pub const ALLOWED_IMPORT_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wedge"];
@@ -31,6 +36,12 @@ pub enum LoadError {
         /// The import's field name.
         name: String,
     },
+    /// The component imports an interface outside the allowed worlds.
+    #[error("{0}")]
+    ForbiddenInterface(String),
+    /// The component does not export `wasi:http/incoming-handler`.
+    #[error("{0}")]
+    NoHandler(String),
     /// The module has no entry point wedge can call per request.
     #[error(
         "the module exports neither `_start` nor `wedge_handle`: build it as a WASI command (a `main` function) or as a reactor that exports `wedge_handle`"
@@ -77,6 +88,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// before the code, so a hostile module is refused before any time is spent
 /// compiling it.
 pub fn check_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
+    if Format::of(bytes) == Format::Http {
+        return check_component(bytes);
+    }
     let imports = list_imports(bytes)?;
     if Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))? == Shape::Neither {
         return Err(LoadError::NoEntry);
@@ -93,16 +107,28 @@ pub fn check_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
     Ok(imports)
 }
 
+/// A component's imports, each of an allowed world, and its handler export.
+fn check_component(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
+    match component_imports::check(bytes) {
+        Ok(imports) => Ok(imports
+            .into_iter()
+            .map(|i| Import {
+                module: String::new(),
+                name: i.name,
+                kind: i.kind,
+            })
+            .collect()),
+        Err(e @ Refusal::Invalid(_)) => Err(LoadError::Invalid(e.to_string())),
+        Err(e @ Refusal::Forbidden(_)) => Err(LoadError::ForbiddenInterface(e.to_string())),
+        Err(e @ Refusal::NoHandler) => Err(LoadError::NoHandler(e.to_string())),
+    }
+}
+
 fn list_imports(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
     let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
     let mut imports = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(invalid)? {
-            Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
-                return Err(LoadError::Invalid(
-                    "this is a component; wedge runs wasm32-wasip1 core modules".into(),
-                ));
-            }
             Payload::ImportSection(section) => {
                 for import in section.into_imports() {
                     let import = import.map_err(invalid)?;
@@ -136,21 +162,24 @@ pub fn compile(engine: &WasmEngine, bytes: &[u8], tier: Tier) -> Result<Compiled
         &[engine.engine_for(Tier::Baseline), engine.engine_for(tier)],
         bytes,
     )?;
-    let module = Module::new(engine.engine_for(tier), &prepared)
+    let code = Code::compile(engine.engine_for(tier), &prepared)
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-    link(engine, &module, imports, tier)
+    link(engine, &code, imports, tier)
 }
 
 /// The module that serves: `bytes` itself for a command or a reactor with
 /// nothing to initialize, else the snapshot after its `_initialize` ran on
 /// the first of `engines` that compiles it ([`preinit`]); either with its
 /// data segments compacted ([`segments`]). Refuses a module
-/// with no entry point before running anything. Runs guest code: call it off
-/// the request path.
+/// with no entry point before running anything. A component is compiled as
+/// it is. Runs guest code: call it off the request path.
 pub fn prepare<'a>(
     engines: &[&wasmtime::Engine],
     bytes: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, LoadError> {
+    if Format::of(bytes) == Format::Http {
+        return Ok(bytes.into());
+    }
     let shape = Shape::of(bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
     let prepared: std::borrow::Cow<'a, [u8]> = match shape {
         Shape::Command | Shape::Reactor { initialize: false } => bytes.into(),
@@ -166,14 +195,42 @@ pub fn prepare<'a>(
     }
 }
 
-/// Resolves the exports a request needs and pre-links `module`, whose code
-/// is of `tier`, against the host.
+/// Resolves the exports a request needs and pre-links `code`, of `tier`,
+/// against the host.
 pub fn link(
     engine: &WasmEngine,
-    module: &Module,
+    code: &Code,
     imports: Vec<Import>,
     tier: Tier,
 ) -> Result<Compiled, LoadError> {
+    let handler = match code {
+        Code::Module(module) => Handler::Wagi(link_module(engine, module, tier)?),
+        Code::Component(component) => Handler::Http(link_component(engine, component, tier)?),
+    };
+    Ok(Compiled {
+        handler,
+        imports,
+        tier,
+    })
+}
+
+/// Pre-links a component against the interfaces of the allowed worlds, and
+/// finds its `wasi:http/incoming-handler`.
+fn link_component(
+    engine: &WasmEngine,
+    component: &Component,
+    tier: Tier,
+) -> Result<Arc<ProxyPre<crate::wasi_http::ProxyHost>>, LoadError> {
+    let pre = engine
+        .component_linker(tier)
+        .instantiate_pre(component)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let proxy = ProxyPre::new(pre).map_err(|e| LoadError::NoHandler(format!("{e:#}")))?;
+    Ok(Arc::new(proxy))
+}
+
+/// Resolves a WAGI module's entry point and memory, and pre-links it.
+fn link_module(engine: &WasmEngine, module: &Module, tier: Tier) -> Result<WagiCode, LoadError> {
     // A snapshot no longer exports `_initialize`; a module that still does
     // was never initialized and must not serve.
     if module.get_export_index(preinit::INITIALIZE).is_some()
@@ -202,11 +259,9 @@ pub fn link(
         .linker(tier)
         .instantiate_pre(module)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    Ok(Compiled {
+    Ok(WagiCode {
         pre: Arc::new(pre),
         entry,
         memory,
-        imports,
-        tier,
     })
 }

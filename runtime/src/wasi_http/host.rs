@@ -1,0 +1,92 @@
+//! One request's store data for a wasi:http component.
+
+use std::future::Future;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use super::log::LogPipe;
+use crate::limits::GuestLimits;
+use crate::stdio::GuestLog;
+
+/// Per-request state inside a component's `Store`.
+pub struct ProxyHost {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    /// The memory cap of the function being served.
+    pub limits: GuestLimits,
+}
+
+impl ProxyHost {
+    /// The state of one request: the function's static environment, its
+    /// memory cap, and the log its stdout and stderr go to. No directory is
+    /// opened and every socket address is refused; a component reaches the
+    /// network through `wasi:http/outgoing-handler` alone.
+    pub fn new(env: &[(String, String)], limits: GuestLimits, log: GuestLog) -> Self {
+        let pipe = LogPipe::new(log);
+        let wasi = WasiCtxBuilder::new()
+            .envs(env)
+            .stdout(pipe.clone())
+            .stderr(pipe)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: Hooks,
+            limits,
+        }
+    }
+
+    /// The resource table, where the request, the response and their bodies live.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for ProxyHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ProxyHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// How `wasi:http` reaches beyond the component.
+struct Hooks;
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+}

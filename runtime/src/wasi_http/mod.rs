@@ -1,0 +1,23 @@
+//! The host side of a wasi:http component: what one request's store holds,
+//! the interfaces a component may import, and the linker that provides them.
+//!
+//! - [`host`]: the store's data: WASI's context and resource table, the HTTP
+//!   context and its hooks, the memory cap, the request's outbound calls.
+//! - [`imports`]: the worlds a component may import from, checked before
+//!   anything is compiled.
+//! - [`log`]: the component's stdout and stderr, into the request's log.
+
+pub mod host;
+pub mod imports;
+pub mod log;
+
+pub use host::ProxyHost;
+
+/// Adds every interface a component may import to `linker`: the WASI 0.2
+/// command imports (clocks, random, stdio, environment, exit, a filesystem
+/// with nothing opened, sockets with every address refused) and
+/// `wasi:http`'s types and outgoing handler.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<ProxyHost>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}

@@ -1,0 +1,294 @@
+//! wasi:http components beside WAGI modules: served through
+//! `wasi:http/incoming-handler`, under the same limits, log and rollouts, and
+//! refused at load when they import beyond the allowed worlds.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use wedge_test_harness::{Node, examples, guests};
+
+use crate::node;
+
+/// The Rust hello written against wasi:http, as `wasmtime serve` runs it,
+/// serves unchanged; `wedge check` names its format and lists its interfaces.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn wasi_http_hello_serves_unchanged() {
+    let n = node().example("http-hello").example("hello").start();
+    let reply = n.get("/http-hello?name=edge").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "hello, edge, from a wasi:http component\n");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.header("x-wedge-version"), Some("v1"));
+    assert!(reply.header("x-request-id").is_some());
+    // The WAGI example beside it is untouched.
+    assert_eq!(n.get("/hello?name=edge").await.status, 200);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .args(["check", examples::HTTP_HELLO])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("format: wasi-http"), "{stdout}");
+    assert!(stdout.contains("wasi:http/types@0.2"), "{stdout}");
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .args(["check", examples::HELLO])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("format: wagi"));
+}
+
+/// The probe with a 1 s timeout, 32 MiB of memory, a 64 KiB response cap
+/// and an environment variable.
+fn probe() -> Node {
+    node()
+        .function("p", guests::HTTP_PROBE)
+        .function_toml(
+            "p",
+            "timeout = \"1s\"\nmemory = \"32MiB\"\nmax_response = \"64KiB\"\n\n[env]\nGREETING = \"hi from function.toml\"\n",
+        )
+        .start()
+}
+
+/// A component sees the request as the client sent it: method, absolute
+/// URI, headers and body; and the function's environment.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn http_probe() {
+    let n = probe();
+    let reply = n
+        .send(
+            Method::POST,
+            "/p/echo?x=1",
+            &[("x-custom", "yes")],
+            Bytes::from_static(b"the body"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    assert!(text.contains("method: Method::Post"), "{text}");
+    assert!(
+        text.contains(&format!("uri: {}/p/echo?x=1", n.addr())),
+        "{text}"
+    );
+    assert!(text.contains("header: x-custom: yes"), "{text}");
+    assert!(text.contains("body: the body"), "{text}");
+    assert_eq!(reply.header("x-probe"), Some("echo"));
+
+    let env = n.get("/p?do=env&name=GREETING").await;
+    assert_eq!(env.text(), "hi from function.toml");
+
+    // stdout and stderr go to the log, tagged with the request.
+    let logged = n.get("/p?do=log").await;
+    assert_eq!(logged.status, 200);
+    let id = logged.header("x-request-id").unwrap().to_string();
+    for line in ["probe stdout line", "probe stderr line"] {
+        let found = n
+            .wait_for_log(Duration::from_secs(5), |l| l.contains(line))
+            .unwrap_or_else(|| panic!("{line} logged"));
+        assert!(found.contains(&id), "{found}");
+    }
+}
+
+/// Every way a component can fail gets the same answer a WAGI handler's
+/// failure gets, and the node serves on.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn component_failures_are_contained() {
+    let n = probe();
+    let cases = [
+        ("trap", 500),
+        ("error", 500),
+        ("half", 500),
+        ("nothing", 502),
+        ("big&kib=65", 502),
+        ("grow", 500),
+        ("spin", 504),
+    ];
+    for (what, status) in cases {
+        let started = Instant::now();
+        let reply = n.get(&format!("/p?do={what}")).await;
+        assert_eq!(reply.status, status, "do={what}: {}", reply.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "do={what} took {:?}",
+            started.elapsed()
+        );
+    }
+    // Just under the cap is fine.
+    let big = n.get("/p?do=big&kib=63").await;
+    assert_eq!(big.status, 200);
+    assert_eq!(big.body.len(), 63 << 10);
+    for kind in [
+        "kind=memory",
+        "kind=timeout",
+        "kind=no_response",
+        "kind=too_large",
+    ] {
+        n.wait_for_log(Duration::from_secs(5), |l| l.contains(kind))
+            .unwrap_or_else(|| panic!("{kind} logged"));
+    }
+    assert_eq!(n.get("/p/echo").await.status, 200, "still serving");
+}
+
+/// A component that imports an interface outside the allowed worlds is
+/// refused at load with the import named, by `wedge check`, by an upload and
+/// from the functions directory; one without a handler export likewise.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn component_beyond_the_allowed_worlds_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let forbidden = dir.path().join("forbidden.wasm");
+    std::fs::write(
+        &forbidden,
+        wat::parse_str(
+            r#"(component
+                 (import "wasi:cli/stdout@0.2.6" (instance))
+                 (import "wasi:config/store@0.2.0-draft" (instance)))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let no_handler = dir.path().join("no-handler.wasm");
+    std::fs::write(
+        &no_handler,
+        wat::parse_str(r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#).unwrap(),
+    )
+    .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .arg("check")
+        .arg(&forbidden)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("forbidden import `wasi:config/store@0.2.0-draft`"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .arg("check")
+        .arg(&no_handler)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not export `wasi:http/incoming-handler`"),
+        "{stderr}"
+    );
+
+    let n = node()
+        .admin_token("s3cret")
+        .example("http-hello")
+        .function("evil", forbidden.to_str().unwrap())
+        .start();
+    let line = n
+        .wait_for_log(Duration::from_secs(10), |l| l.contains("forbidden import"))
+        .expect("load error logged");
+    assert!(line.contains("wasi:config/store@0.2.0-draft"), "{line}");
+    assert!(line.contains("evil"), "{line}");
+    assert_eq!(n.get("/evil").await.status, 503);
+
+    let upload = n
+        .admin(
+            Method::PUT,
+            "/v1/functions/http-hello/versions/v2",
+            Some("s3cret"),
+            Bytes::from(std::fs::read(&forbidden).unwrap()),
+        )
+        .await;
+    assert_eq!(upload.status, 422, "{}", upload.text());
+    assert!(
+        upload.text().contains("wasi:config/store@0.2.0-draft"),
+        "{}",
+        upload.text()
+    );
+    let reply = n.get("/http-hello").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-wedge-version"), Some("v1"));
+}
+
+/// A canary may change format: a WAGI v1 and a component v2 at 10 %
+/// split 7–13 % of 2000 requests.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn canary_from_wagi_to_component_splits() {
+    let b = node()
+        .version("f", "v1", examples::HELLO)
+        .version("f", "v2", examples::HTTP_HELLO);
+    std::fs::write(
+        b.functions_dir().join("f/deployment.toml"),
+        "stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 10\n",
+    )
+    .unwrap();
+    let n = b.start();
+    let mut canary = 0;
+    for _ in 0..2000 {
+        let reply = n.get("/f?name=edge").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let text = reply.text();
+        match reply.header("x-wedge-version") {
+            Some("v2") => {
+                assert!(text.contains("from a wasi:http component"), "{text}");
+                canary += 1;
+            }
+            _ => assert!(!text.contains("wasi:http"), "{text}"),
+        }
+    }
+    let share = canary as f64 / 2000.0;
+    eprintln!("component canary share at 10%: {:.2}%", share * 100.0);
+    assert!((0.07..=0.13).contains(&share), "{share}");
+}
+
+/// A component canary that traps is rolled back automatically, and only
+/// the WAGI stable serves after.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn failing_component_canary_rolls_back() {
+    let b = node()
+        .version("f", "v1", examples::HELLO)
+        .version("f", "v2", guests::HTTP_PROBE)
+        .function_toml(
+            "f",
+            "[rollout]\nauto_rollback = { max_error_rate = 0.05, min_requests = 20, window = \"10s\" }\n",
+        );
+    std::fs::write(
+        b.functions_dir().join("f/deployment.toml"),
+        "stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 50\n",
+    )
+    .unwrap();
+    let n = b.start();
+    let started = Instant::now();
+    let mut failures = 0;
+    loop {
+        // The WAGI hello ignores `do`; the probe traps on it.
+        if n.get("/f?do=trap").await.status == 500 {
+            failures += 1;
+        }
+        if n.log_lines()
+            .iter()
+            .any(|l| l.contains("canary rolled back automatically"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not rolled back within the window"
+        );
+    }
+    assert!(failures >= 1);
+    let deployment = std::fs::read_to_string(n.dir().join("functions/f/deployment.toml")).unwrap();
+    assert!(deployment.contains("canary_percent = 0"), "{deployment}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..50 {
+        let reply = n.get("/f?do=trap").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-wedge-version"), Some("v1"));
+    }
+}

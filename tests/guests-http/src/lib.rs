@@ -1,0 +1,108 @@
+//! A wasi:http component that does what its `?do=` query says, for wedge's
+//! end-to-end tests of the component format.
+
+use std::io::Write as _;
+
+use wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+struct Probe;
+
+wasi::http::proxy::export!(Probe);
+
+impl wasi::exports::http::incoming_handler::Guest for Probe {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+        };
+        match param("do").unwrap_or("") {
+            "trap" => panic!("the probe was asked to trap"),
+            "nothing" => drop(out),
+            "error" => ResponseOutparam::set(
+                out,
+                Err(wasi::http::types::ErrorCode::InternalError(Some(
+                    "asked to fail".into(),
+                ))),
+            ),
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "big" => {
+                let kib: usize = param("kib").and_then(|n| n.parse().ok()).unwrap_or(1024);
+                respond(out, 200, &[], &vec![b'x'; kib << 10]);
+            }
+            "log" => {
+                println!("probe stdout line");
+                eprintln!("probe stderr line");
+                respond(out, 200, &[], b"logged\n");
+            }
+            "env" => {
+                let value = std::env::var(param("name").unwrap_or("GREETING")).unwrap_or_default();
+                respond(out, 200, &[], value.as_bytes());
+            }
+            "half" => {
+                // Sets a response, writes part of its body, then traps.
+                let response = OutgoingResponse::new(Fields::new());
+                let body = response.body().expect("body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = body.write().expect("stream");
+                stream.blocking_write_and_flush(b"partial").expect("write");
+                panic!("trapped halfway through the body");
+            }
+            _ => echo(request, out),
+        }
+    }
+}
+
+/// Answers with the request's method, URI, headers and body, one per line.
+fn echo(request: IncomingRequest, out: ResponseOutparam) {
+    let mut text = Vec::new();
+    let method = format!("{:?}", request.method());
+    let authority = request.authority().unwrap_or_default();
+    let path = request.path_with_query().unwrap_or_default();
+    writeln!(text, "method: {method}").unwrap();
+    writeln!(text, "uri: {authority}{path}").unwrap();
+    for (name, value) in request.headers().entries() {
+        writeln!(text, "header: {name}: {}", String::from_utf8_lossy(&value)).unwrap();
+    }
+    let body = request.consume().expect("body");
+    let stream = body.stream().expect("stream");
+    let mut received = Vec::new();
+    while let Ok(chunk) = stream.blocking_read(64 << 10) {
+        received.extend_from_slice(&chunk);
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    writeln!(text, "body: {}", String::from_utf8_lossy(&received)).unwrap();
+    respond(out, 200, &[("x-probe", b"echo")], &text);
+}
+
+fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &[u8])], body: &[u8]) {
+    let mut list = vec![("content-type".to_string(), b"text/plain".to_vec())];
+    list.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())));
+    let response = OutgoingResponse::new(Fields::from_list(&list).expect("valid headers"));
+    response.set_status_code(status).expect("valid status");
+    let outgoing = response.body().expect("body");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = outgoing.write().expect("stream");
+    for chunk in body.chunks(4096) {
+        stream.blocking_write_and_flush(chunk).expect("write");
+    }
+    drop(stream);
+    OutgoingBody::finish(outgoing, None).expect("finish");
+}
