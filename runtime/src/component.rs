@@ -22,6 +22,7 @@ use crate::stdio::{GuestLog, ResponseTooLarge};
 use crate::telemetry::TrapKind;
 use crate::wagi::GuestResponse;
 use crate::wasi_http::ProxyHost;
+use crate::wasi_http::outgoing::Outgoing;
 
 /// Everything a component gets for one request.
 pub struct HttpInvocation {
@@ -31,12 +32,15 @@ pub struct HttpInvocation {
     pub log: GuestLog,
     /// When the request's time is up.
     pub deadline: Instant,
+    /// The request's calls to its origins.
+    pub outgoing: Outgoing,
 }
 
 /// What the guest's run came to, apart from the response.
 struct GuestEnd {
     result: wasmtime::Result<()>,
     memory_exceeded: bool,
+    outbound: std::time::Duration,
 }
 
 type Outparam = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
@@ -52,7 +56,12 @@ pub async fn run(
 ) -> (Result<GuestResponse, RunError>, Timing) {
     let mut store = Store::new(
         engine.engine_for(tier),
-        ProxyHost::new(&settings.env, GuestLimits::new(settings.memory), inv.log),
+        ProxyHost::new(
+            &settings.env,
+            GuestLimits::new(settings.memory),
+            inv.log,
+            inv.outgoing,
+        ),
     );
     store.limiter(|host| &mut host.limits);
     store.set_epoch_deadline(1);
@@ -87,6 +96,7 @@ pub async fn run(
         GuestEnd {
             result,
             memory_exceeded: store.data().limits.exceeded(),
+            outbound: store.data().outbound_spent(),
         }
     };
     let response = read_response(receiver, settings.max_response);
@@ -110,6 +120,9 @@ pub async fn run(
     })
     .await;
     timing.guest = started.elapsed().saturating_sub(timing.instantiate);
+    if let Ok((Some(end), _)) = &outcome {
+        timing.outbound = end.outbound;
+    }
 
     let result = match outcome {
         Err(_elapsed) => Err(RunError::Failed {

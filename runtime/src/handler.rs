@@ -29,6 +29,7 @@ use crate::stdio::GuestLog;
 use crate::telemetry::{Outcome, Telemetry, TrapKind};
 use crate::validate::{self, BadRequest};
 use crate::wagi::{self, RequestInfo};
+use crate::wasi_http::outgoing::Outgoing;
 
 /// The addresses of the connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -316,6 +317,12 @@ impl App {
                     request: component_request(parts, conn, stdin)?,
                     log,
                     deadline,
+                    outgoing: Outgoing::new(
+                        function.settings.outbound.clone(),
+                        function.name.clone(),
+                        self.telemetry.clone(),
+                        deadline,
+                    ),
                 };
                 component::run(&self.engine, (pre, tier), &function.settings, invocation).await
             }

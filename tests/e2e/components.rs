@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
-use wedge_test_harness::{Node, examples, guests};
+use wedge_test_harness::{Node, Origin, examples, guests};
 
 use crate::node;
 
@@ -291,4 +291,60 @@ pub async fn failing_component_canary_rolls_back() {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("x-wedge-version"), Some("v1"));
     }
+}
+
+/// `url` as a query value.
+fn encode(url: &str) -> String {
+    url.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `wasi:http/outgoing-handler` takes the way a WAGI handler's calls take:
+/// a listed origin answers, an unlisted one is denied without being
+/// reached, a function with no `outbound` list calls nothing, and each call
+/// is counted in the metrics and timed in the access event.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn component_calls_only_listed_origins() {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let origin = Origin::start(loopback).await;
+    let other = Origin::start(std::net::IpAddr::from([127, 0, 0, 2])).await;
+    let n = node()
+        .function("p", guests::HTTP_PROBE)
+        .function_toml("p", "outbound = [\"http://127.0.0.1:*\"]\n")
+        .function("closed", guests::HTTP_PROBE)
+        .start();
+    let listed = format!("http://127.0.0.1:{}/hello", origin.port());
+    let reply = n.get(&format!("/p?do=fetch&url={}", encode(&listed))).await;
+    assert_eq!(reply.text(), "200 20\nhello from 127.0.0.1");
+    let access = n
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("wedge::access") && l.contains("function=p ")
+        })
+        .expect("access event");
+    let outbound_us: u64 = wedge_test_harness::field(&access, "outbound_us")
+        .and_then(|v| v.parse().ok())
+        .expect("outbound_us in the access event");
+    assert!(outbound_us > 0, "{access}");
+
+    let unlisted = format!("http://127.0.0.2:{}/hello", other.port());
+    let reply = n
+        .get(&format!("/p?do=fetch&url={}", encode(&unlisted)))
+        .await;
+    assert_eq!(reply.text(), "error ErrorCode::HttpRequestDenied");
+    let reply = n
+        .get(&format!("/closed?do=fetch&url={}", encode(&listed)))
+        .await;
+    assert_eq!(reply.text(), "error ErrorCode::HttpRequestDenied");
+    assert_eq!(other.accepts(), 0, "a denied call never reaches the origin");
+
+    let metrics = n
+        .admin(Method::GET, "/metrics", None, Bytes::new())
+        .await
+        .text();
+    let series = "wedge_outbound_requests_total{function=\"p\",origin=\"http://127.0.0.1:*\",status=\"200\"} 1";
+    assert!(metrics.contains(series), "{series} in:\n{metrics}");
 }

@@ -6,6 +6,10 @@
 //!   a reactor).
 //! - `inventory`: durable reservations, `POST /inventory/sku-N/reserve?qty=1`
 //!   across 1000 SKUs, once with `durability = "sync"` and once `"periodic"`.
+//! - `components`: `examples/http-hello`, a wasi:http component, served by
+//!   wedge and by `wasmtime serve` (with its defaults, and with its pooling
+//!   allocator), the WAGI `examples/hello` beside them; wedge against each
+//!   `wasmtime serve` in the same rounds ([`crate::engines`]).
 //! - `fifty`: hello with 50 functions loaded, each on its own route.
 //! - `fleet`: reservations on one hot SKU, from one node on sled (`sync`)
 //!   and from three nodes sharing it through a three-member etcd, without
@@ -110,14 +114,23 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "hello" => &["hello"],
         "inventory" => &["inventory"],
         "fifty" => &["fifty"],
+        "components" => &["components"],
         "fleet" => &["fleet"],
         "origin" => &["origin"],
         "golive" => &["golive"],
         "speed" => &["hello", "golive"],
-        "all" => &["hello", "inventory", "fifty", "fleet", "origin", "golive"],
+        "all" => &[
+            "hello",
+            "components",
+            "inventory",
+            "fifty",
+            "fleet",
+            "origin",
+            "golive",
+        ],
         other => {
             return Err(format!(
-                "unknown scenario {other} (hello, inventory, fifty, fleet, origin, golive, speed, all, deploy)"
+                "unknown scenario {other} (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy)"
             ));
         }
     };
@@ -175,6 +188,34 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     let url = format!("http://127.0.0.1:{port}/hello");
                     wait_ready(&url)?;
                     targets.push(Target::new("baseline wedge, hello", url, None));
+                }
+            }
+            "components" => {
+                let wasmtime = crate::engines::wasmtime_cli()?;
+                let (server, port) = start_wedge("components", "sync")?;
+                servers.push(server);
+                let component = targets.len();
+                for (name, path) in [
+                    ("wedge examples/http-hello (wasi:http)", "http-hello"),
+                    ("wedge examples/hello (WAGI)", "hello"),
+                ] {
+                    let url = format!("http://127.0.0.1:{port}/{path}?name=edge");
+                    wait_ready(&url)?;
+                    targets.push(Target::new(name, url, None));
+                }
+                let module = root()
+                    .join(crate::WASM_TARGET_DIR)
+                    .join("wasm32-wasip1/release/http-hello.wasm");
+                for (name, pooling) in [
+                    ("wasmtime serve, defaults", false),
+                    ("wasmtime serve, pooling", true),
+                ] {
+                    let (server, url) =
+                        crate::engines::wasmtime_serve(&wasmtime, &module, pooling)?;
+                    servers.push(server);
+                    wait_ready(&url)?;
+                    versus.push((component, targets.len()));
+                    targets.push(Target::new(name, url, None));
                 }
             }
             "origin" => {

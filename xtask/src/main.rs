@@ -11,6 +11,7 @@
 
 mod bench;
 mod deploys;
+mod engines;
 mod fleet;
 mod golive;
 mod layout;

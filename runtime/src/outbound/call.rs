@@ -32,8 +32,10 @@ pub struct Call {
 /// A response whose head has arrived; its body is read through [`Self::read`].
 pub struct Opened {
     pub status: StatusCode,
-    /// The headers as the guest reads them: `name: value\n` each.
+    /// The headers as a WAGI guest reads them: `name: value\n` each.
     pub headers: Vec<u8>,
+    /// The headers as a component reads them.
+    pub head: HeaderMap,
     body: Incoming,
     /// Received but not yet given to the guest.
     pending: Bytes,
@@ -147,6 +149,7 @@ impl OriginClient {
             return Ok(Opened {
                 status,
                 headers,
+                head: response.headers().clone(),
                 body: response.into_body(),
                 pending: Bytes::new(),
                 received: 0,

@@ -214,6 +214,11 @@ pub struct OriginClient {
 }
 
 impl OriginClient {
+    /// The node's `[outbound]` settings.
+    pub fn config(&self) -> &OutboundConfig {
+        self.node.config()
+    }
+
     /// Whether the function may call anything at all.
     pub fn allows_any(&self) -> bool {
         !self.allow.is_empty()

@@ -1,15 +1,13 @@
 //! One request's store data for a wasi:http component.
 
-use std::future::Future;
-
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
-    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
-    WasiHttpView,
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
 use super::log::LogPipe;
+use super::outgoing::{Outgoing, Sent};
 use crate::limits::GuestLimits;
 use crate::stdio::GuestLog;
 
@@ -25,10 +23,15 @@ pub struct ProxyHost {
 
 impl ProxyHost {
     /// The state of one request: the function's static environment, its
-    /// memory cap, and the log its stdout and stderr go to. No directory is
-    /// opened and every socket address is refused; a component reaches the
-    /// network through `wasi:http/outgoing-handler` alone.
-    pub fn new(env: &[(String, String)], limits: GuestLimits, log: GuestLog) -> Self {
+    /// memory cap, the log its stdout and stderr go to, and its way out. No
+    /// directory is opened and every socket address is refused; a component
+    /// reaches the network through `wasi:http/outgoing-handler` alone.
+    pub fn new(
+        env: &[(String, String)],
+        limits: GuestLimits,
+        log: GuestLog,
+        outgoing: Outgoing,
+    ) -> Self {
         let pipe = LogPipe::new(log);
         let wasi = WasiCtxBuilder::new()
             .envs(env)
@@ -42,9 +45,14 @@ impl ProxyHost {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            hooks: Hooks,
+            hooks: Hooks { outgoing },
             limits,
         }
+    }
+
+    /// Time spent in outbound calls so far.
+    pub fn outbound_spent(&self) -> std::time::Duration {
+        self.hooks.outgoing.spent()
     }
 
     /// The resource table, where the request, the response and their bodies live.
@@ -73,20 +81,20 @@ impl WasiHttpView for ProxyHost {
 }
 
 /// How `wasi:http` reaches beyond the component.
-struct Hooks;
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
+struct Hooks {
+    outgoing: Outgoing,
+}
 
 impl WasiHttpHooks for Hooks {
+    /// Through the function's `outbound` list and pool ([`Outgoing`]). The
+    /// component's own timeouts (`request-options`) are not applied: every
+    /// call ends by `[outbound] timeout` and the request's deadline.
     fn send_request(
         &mut self,
-        _request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<Sent>> + Send> {
+        Box::new(self.outgoing.send(request))
     }
 }

@@ -6,10 +6,13 @@
 //! - [`imports`]: the worlds a component may import from, checked before
 //!   anything is compiled.
 //! - [`log`]: the component's stdout and stderr, into the request's log.
+//! - [`outgoing`]: `wasi:http/outgoing-handler` through the function's
+//!   `outbound` list and pool.
 
 pub mod host;
 pub mod imports;
 pub mod log;
+pub mod outgoing;
 
 pub use host::ProxyHost;
 

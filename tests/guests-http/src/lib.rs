@@ -55,6 +55,20 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 let value = std::env::var(param("name").unwrap_or("GREETING")).unwrap_or_default();
                 respond(out, 200, &[], value.as_bytes());
             }
+            "fetch" => {
+                let url = decode(param("url").unwrap_or_default());
+                let report = match fetch(&url) {
+                    Ok((status, body)) => {
+                        format!(
+                            "{status} {}\n{}",
+                            body.len(),
+                            String::from_utf8_lossy(&body)
+                        )
+                    }
+                    Err(code) => format!("error {code:?}"),
+                };
+                respond(out, 200, &[], report.as_bytes());
+            }
             "half" => {
                 // Sets a response, writes part of its body, then traps.
                 let response = OutgoingResponse::new(Fields::new());
@@ -67,6 +81,61 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
             _ => echo(request, out),
         }
     }
+}
+
+/// Calls `url` (`http://host[:port]/path`) through wasi:http's outgoing
+/// handler: its status and body, or the error code.
+fn fetch(url: &str) -> Result<(u16, Vec<u8>), wasi::http::types::ErrorCode> {
+    use wasi::http::types::{OutgoingRequest, Scheme};
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Scheme::Https, rest),
+        Some((_, rest)) => (Scheme::Http, rest),
+        None => (Scheme::Http, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&scheme)).expect("scheme");
+    request.set_authority(Some(authority)).expect("authority");
+    request.set_path_with_query(Some(path)).expect("path");
+    let future = wasi::http::outgoing_handler::handle(request, None)?;
+    future.subscribe().block();
+    let response = future.get().expect("ready").expect("taken once")?;
+    let status = response.status();
+    let body = response.consume().expect("body");
+    let stream = body.stream().expect("stream");
+    let mut received = Vec::new();
+    while let Ok(chunk) = stream.blocking_read(64 << 10) {
+        received.extend_from_slice(&chunk);
+    }
+    Ok((status, received))
+}
+
+/// `%XX` escapes decoded.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Answers with the request's method, URI, headers and body, one per line.

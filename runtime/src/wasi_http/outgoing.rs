@@ -1,0 +1,196 @@
+//! `wasi:http/outgoing-handler` through the same way out a WAGI handler's
+//! `http_send` takes: the function's `outbound` list on the URL and on
+//! every resolved address, its pooled connections, the DNS cache, the
+//! node's limits and the request's deadline. The call is counted and timed
+//! as a WAGI call is.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::header;
+use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
+use hyper::body::Frame;
+use tokio::time::Instant;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+use crate::outbound::call::{Call, Opened};
+use crate::outbound::{CallError, OriginClient};
+use crate::telemetry::Telemetry;
+
+/// Time a component keeps to answer after a call that ran into the
+/// request's deadline.
+const ANSWER_MARGIN: Duration = Duration::from_millis(50);
+
+/// Body bytes handed to the component at a time.
+const CHUNK: usize = 64 << 10;
+
+/// Headers the host sets from the URL and the body, or that belong to one
+/// connection: dropped from what a component sends.
+const HOST_HEADERS: [header::HeaderName; 8] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::TE,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+];
+
+/// A request's outbound calls from a component.
+pub struct Outgoing {
+    client: Option<Arc<OriginClient>>,
+    function: Arc<str>,
+    telemetry: Arc<Telemetry>,
+    deadline: Instant,
+    calls: u32,
+    /// Microseconds spent in calls, added to by each call's task.
+    spent: Arc<AtomicU64>,
+}
+
+/// What a sent request comes to: the response, and the driver of its
+/// connection (the pool drives its own, so it has nothing to do).
+pub type Sent = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+);
+
+impl Outgoing {
+    /// The outbound calls of a request of `function`, which ends at `deadline`.
+    pub fn new(
+        client: Option<Arc<OriginClient>>,
+        function: Arc<str>,
+        telemetry: Arc<Telemetry>,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            client,
+            function,
+            telemetry,
+            deadline,
+            calls: 0,
+            spent: Arc::default(),
+        }
+    }
+
+    /// Time spent in outbound calls so far.
+    pub fn spent(&self) -> Duration {
+        Duration::from_micros(self.spent.load(Ordering::Relaxed))
+    }
+
+    /// Sends `request` when the function may: counted now, sent by the
+    /// returned future.
+    pub fn send(
+        &mut self,
+        request: http::Request<WasiBody>,
+    ) -> impl Future<Output = wasmtime_wasi_http::Result<Sent>> + Send + 'static {
+        let admitted = self.admit(&request);
+        let (function, telemetry, spent) = (
+            self.function.clone(),
+            self.telemetry.clone(),
+            self.spent.clone(),
+        );
+        let deadline = self.deadline;
+        async move {
+            let (client, origin) = admitted.map_err(|e| to_http_error(&e))?;
+            let config = client.config();
+            let deadline = (Instant::now() + config.timeout.0)
+                .min(deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline));
+            let started = Instant::now();
+            let result = match call_of(request, config.max_response.0 as usize).await {
+                Ok(call) => client.send(call, deadline).await,
+                Err(e) => Err(e),
+            };
+            let took = started.elapsed();
+            spent.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            let status = match &result {
+                Ok(r) => r.status.as_str().to_string(),
+                Err(e) => e.label().to_string(),
+            };
+            telemetry.record_outbound(&function, &origin, status, took);
+            let opened = result.map_err(|e| to_http_error(&e))?;
+            Ok((response_of(opened), Box::new(async { Ok(()) }) as Box<_>))
+        }
+    }
+
+    /// The client and the list entry allowing the call, if the function may
+    /// make it: counted against `max_calls_per_request` here, before anything
+    /// is read or sent.
+    fn admit(
+        &mut self,
+        request: &http::Request<WasiBody>,
+    ) -> Result<(Arc<OriginClient>, Arc<str>), CallError> {
+        let client = self
+            .client
+            .clone()
+            .ok_or_else(|| CallError::Denied("the function's outbound list is empty".into()))?;
+        let max = client.config().max_calls_per_request;
+        if self.calls >= max {
+            return Err(CallError::Busy(format!(
+                "this request made {max} calls ([outbound] max_calls_per_request)"
+            )));
+        }
+        self.calls += 1;
+        let origin = client.origin_of(request.uri())?;
+        Ok((client, origin))
+    }
+}
+
+/// The call a component's request makes: its body read whole, at most
+/// `max` bytes (the `[outbound] max_response` that bounds what comes back).
+async fn call_of(request: http::Request<WasiBody>, max: usize) -> Result<Call, CallError> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(CallError::TooLarge(format!(
+                "a request body is at most {max} bytes ([outbound] max_response)"
+            )));
+        }
+        Err(e) => return Err(CallError::Io(format!("reading the request body: {e}"))),
+    };
+    let mut headers = parts.headers;
+    for name in &HOST_HEADERS {
+        headers.remove(name);
+    }
+    Ok(Call {
+        method: parts.method,
+        url: parts.uri,
+        headers,
+        body,
+        follow_redirects: false,
+    })
+}
+
+/// The response as the component reads it: its body in chunks, as it comes.
+fn response_of(opened: Opened) -> http::Response<WasiBody> {
+    let mut response = http::Response::new(());
+    *response.status_mut() = opened.status;
+    *response.headers_mut() = opened.head.clone();
+    let chunks = futures_util::stream::unfold(Some(opened), |opened| async move {
+        let mut opened = opened?;
+        match opened.read(CHUNK).await {
+            Ok(data) if data.is_empty() => None,
+            Ok(data) => Some((Ok(Frame::data(data)), Some(opened))),
+            Err(e) => Some((Err(to_http_error(&e)), None)),
+        }
+    });
+    response.map(|()| StreamBody::new(chunks).boxed_unsync())
+}
+
+/// The wasi:http error code a failed call gives the component; the log
+/// and metrics have the whole message.
+fn to_http_error(e: &CallError) -> HttpError {
+    tracing::debug!(target: "wedge::outbound", "{e}");
+    match e {
+        CallError::Denied(_) => HttpError::HttpRequestDenied,
+        CallError::Timeout(_) => HttpError::ConnectionTimeout,
+        CallError::Connect(_) => HttpError::ConnectionRefused,
+        CallError::Tls(_) => HttpError::TlsProtocolError,
+        CallError::TooLarge(_) => HttpError::HttpResponseBodySize(None),
+        CallError::Invalid(_) => HttpError::HttpRequestUriInvalid,
+        CallError::Busy(_) => HttpError::ConnectionLimitReached,
+        CallError::Io(_) => HttpError::HttpProtocolError,
+    }
+}
