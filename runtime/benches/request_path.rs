@@ -46,7 +46,7 @@ fn request_path(c: &mut Criterion) {
         memory: 64 << 20,
         max_response: 16 << 20,
         kv: vec!["hello".to_string()].into(),
-        env: Vec::new(),
+        env: Vec::new().into(),
         outbound: None,
     };
     let store_dir = tempfile::tempdir().unwrap();

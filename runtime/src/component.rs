@@ -57,7 +57,7 @@ pub async fn run(
     let mut store = Store::new(
         engine.engine_for(tier),
         ProxyHost::new(
-            &settings.env,
+            settings.env.clone(),
             GuestLimits::new(settings.memory),
             inv.log,
             inv.outgoing,

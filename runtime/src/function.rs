@@ -84,7 +84,7 @@ pub struct Settings {
     /// Stores the function may open.
     pub kv: Arc<[String]>,
     /// Static environment, in file order.
-    pub env: Vec<(String, String)>,
+    pub env: Arc<[(String, String)]>,
     /// The function's way to its origins; none with an empty `outbound` list.
     pub outbound: Option<Arc<OriginClient>>,
 }

@@ -181,10 +181,10 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(req.headers());
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let mut served = Served::default();
         let result = self
-            .serve(&parts, body, conn, &request_id, &mut served)
+            .serve(&mut parts, body, conn, &request_id, &mut served)
             .await;
         let mut response = match result {
             Ok(r) => r,
@@ -249,7 +249,7 @@ impl App {
     /// an instance. The function's timeout runs from admission.
     async fn serve(
         &self,
-        parts: &http::request::Parts,
+        parts: &mut http::request::Parts,
         body: Incoming,
         conn: ConnInfo,
         request_id: &str,
@@ -286,6 +286,7 @@ impl App {
         let tier = version.compiled.tier;
         let (result, timing) = match &version.compiled.handler {
             Handler::Wagi(code) => {
+                let parts = &*parts;
                 let info = RequestInfo {
                     parts,
                     route: &function.route,
@@ -373,9 +374,10 @@ impl App {
 
 /// The request as a component sees it: the same method, headers and body,
 /// under an absolute URI (the `Host` header's authority, or the listener's
-/// address when the client sent none).
+/// address when the client sent none). The headers are moved, not copied:
+/// only the method and path are read after the guest runs.
 fn component_request(
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     conn: ConnInfo,
     body: Bytes,
 ) -> Result<Request<Bytes>, HostError> {
@@ -394,7 +396,7 @@ fn component_request(
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
+    *request.headers_mut() = std::mem::take(&mut parts.headers);
     Ok(request)
 }
 

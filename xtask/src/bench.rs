@@ -547,7 +547,30 @@ pub(crate) fn start_with_admin(
             .spawn()
             .map_err(|e| format!("cannot start wedge: {e}"))?,
     );
+    wait_optimized(&format!("127.0.0.1:{admin}"))?;
     Ok((server, port, admin))
+}
+
+/// Waits until every function of the node whose admin API is at `admin`
+/// serves, on optimized code: the module cache starts empty, and a round
+/// measured on Winch's baseline code (or beside a compile) measures that.
+fn wait_optimized(admin: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let timeout = Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let ready =
+            get(admin, "/readyz?all=1", timeout).is_some_and(|r| r.contains("\npending: 0\n"));
+        let optimized = ready
+            && get(admin, "/v1/functions", timeout)
+                .is_some_and(|body| !body.contains("\"tier\":\"baseline\""));
+        if optimized {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "the node at {admin} was not all on optimized code within 600 s"
+    ))
 }
 
 /// Seeds sku-1..=sku-1000 with more stock than any run can take.

@@ -1,5 +1,7 @@
 //! One request's store data for a wasi:http component.
 
+use std::sync::Arc;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -13,7 +15,12 @@ use crate::stdio::GuestLog;
 
 /// Per-request state inside a component's `Store`.
 pub struct ProxyHost {
-    wasi: WasiCtx,
+    /// WASI's context, built on the first call that needs it: a handler
+    /// that reads no environment and prints nothing never pays for it.
+    wasi: Option<WasiCtx>,
+    env: Arc<[(String, String)]>,
+    /// The request's log, until WASI's context takes it for stdout and stderr.
+    log: Option<GuestLog>,
     table: ResourceTable,
     http: WasiHttpCtx,
     hooks: Hooks,
@@ -27,22 +34,15 @@ impl ProxyHost {
     /// directory is opened and every socket address is refused; a component
     /// reaches the network through `wasi:http/outgoing-handler` alone.
     pub fn new(
-        env: &[(String, String)],
+        env: Arc<[(String, String)]>,
         limits: GuestLimits,
         log: GuestLog,
         outgoing: Outgoing,
     ) -> Self {
-        let pipe = LogPipe::new(log);
-        let wasi = WasiCtxBuilder::new()
-            .envs(env)
-            .stdout(pipe.clone())
-            .stderr(pipe)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         Self {
-            wasi,
+            wasi: None,
+            env,
+            log: Some(log),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: Hooks { outgoing },
@@ -63,8 +63,20 @@ impl ProxyHost {
 
 impl WasiView for ProxyHost {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (env, log) = (&self.env, &mut self.log);
+        let ctx = self.wasi.get_or_insert_with(|| {
+            let pipe = LogPipe::new(log.take().expect("taken once, with the context"));
+            WasiCtxBuilder::new()
+                .envs(env)
+                .stdout(pipe.clone())
+                .stderr(pipe)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build()
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx,
             table: &mut self.table,
         }
     }

@@ -45,8 +45,9 @@ pub struct Outgoing {
     telemetry: Arc<Telemetry>,
     deadline: Instant,
     calls: u32,
-    /// Microseconds spent in calls, added to by each call's task.
-    spent: Arc<AtomicU64>,
+    /// Microseconds spent in calls, added to by each call's task; made by
+    /// the first call.
+    spent: Option<Arc<AtomicU64>>,
 }
 
 /// What a sent request comes to: the response, and the driver of its
@@ -70,13 +71,15 @@ impl Outgoing {
             telemetry,
             deadline,
             calls: 0,
-            spent: Arc::default(),
+            spent: None,
         }
     }
 
     /// Time spent in outbound calls so far.
     pub fn spent(&self) -> Duration {
-        Duration::from_micros(self.spent.load(Ordering::Relaxed))
+        self.spent.as_ref().map_or(Duration::ZERO, |spent| {
+            Duration::from_micros(spent.load(Ordering::Relaxed))
+        })
     }
 
     /// Sends `request` when the function may: counted now, sent by the
@@ -86,11 +89,8 @@ impl Outgoing {
         request: http::Request<WasiBody>,
     ) -> impl Future<Output = wasmtime_wasi_http::Result<Sent>> + Send + 'static {
         let admitted = self.admit(&request);
-        let (function, telemetry, spent) = (
-            self.function.clone(),
-            self.telemetry.clone(),
-            self.spent.clone(),
-        );
+        let spent = self.spent.get_or_insert_with(Arc::default).clone();
+        let (function, telemetry) = (self.function.clone(), self.telemetry.clone());
         let deadline = self.deadline;
         async move {
             let (client, origin) = admitted.map_err(|e| to_http_error(&e))?;
