@@ -17,6 +17,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::engine::{Tier, WasmEngine};
 use crate::function::Settings;
 use crate::instance::{RunError, Timing, failure};
+use crate::kv::KvCtx;
 use crate::limits::GuestLimits;
 use crate::stdio::{GuestLog, ResponseTooLarge};
 use crate::telemetry::TrapKind;
@@ -34,6 +35,8 @@ pub struct HttpInvocation {
     pub deadline: Instant,
     /// The request's calls to its origins.
     pub outgoing: Outgoing,
+    /// The key-value stores the function may open.
+    pub kv: KvCtx,
 }
 
 /// What the guest's run came to, apart from the response.
@@ -60,6 +63,7 @@ pub async fn run(
             settings.env.clone(),
             GuestLimits::new(settings.memory),
             inv.log,
+            inv.kv,
             inv.outgoing,
         ),
     );

@@ -314,7 +314,9 @@ impl App {
                 instance::run(&self.engine, (code, tier), &function.settings, invocation).await
             }
             Handler::Http(pre) => {
+                let kv = self.kv_ctx(function, parts);
                 let invocation = HttpInvocation {
+                    kv,
                     request: component_request(parts, conn, stdin)?,
                     log,
                     deadline,

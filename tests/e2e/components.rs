@@ -3,6 +3,7 @@
 //! refused at load when they import beyond the allowed worlds.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -347,4 +348,102 @@ pub async fn component_calls_only_listed_origins() {
         .text();
     let series = "wedge_outbound_requests_total{function=\"p\",origin=\"http://127.0.0.1:*\",status=\"200\"} 1";
     assert!(metrics.contains(series), "{series} in:\n{metrics}");
+}
+
+/// The JavaScript hello, built by componentize-js from npm, serves.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn javascript_handler_serves() {
+    let n = node().example("js-hello").start();
+    let reply = n.get("/js-hello?name=edge").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "hello, edge, from JavaScript\n");
+    assert_eq!(
+        n.get("/js-hello?name=%3Cb%3E").await.text(),
+        "hello, world, from JavaScript\n"
+    );
+}
+
+/// The Python stock decrement on wasi:keyvalue never oversells: stock 50,
+/// 80 concurrent buyers, 50 sold and 30 refused; and it sells the same
+/// stock as the Rust WAGI `inventory` example, seeded and read through it.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn python_inventory_never_oversells_and_shares_its_stock() {
+    let n = Arc::new(node().example("py-inventory").example("inventory").start());
+    let seeded = n
+        .send(
+            Method::PUT,
+            "/inventory/sku-1",
+            &[],
+            Bytes::from_static(b"50"),
+        )
+        .await;
+    assert_eq!(seeded.status, 200, "{}", seeded.text());
+    let read = n.get("/py-inventory/sku-1").await;
+    assert_eq!(read.text(), r#"{"sku":"sku-1","stock":50}"#);
+
+    let mut buyers = Vec::new();
+    for _ in 0..80 {
+        let n = n.clone();
+        buyers.push(tokio::spawn(async move {
+            n.send(
+                Method::POST,
+                "/py-inventory/sku-1/reserve?qty=1",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .status
+        }));
+    }
+    let mut sold = 0;
+    let mut refused = 0;
+    for buyer in buyers {
+        match buyer.await.unwrap().as_u16() {
+            200 => sold += 1,
+            409 => refused += 1,
+            other => panic!("a buyer got {other}"),
+        }
+    }
+    assert_eq!((sold, refused), (50, 30));
+    let left = n.get("/inventory/sku-1").await;
+    assert_eq!(
+        left.text(),
+        r#"{"sku":"sku-1","stock":0}"#,
+        "read through WAGI"
+    );
+
+    // Seeded from Python, sold through WAGI.
+    let seeded = n
+        .send(
+            Method::PUT,
+            "/py-inventory/sku-2",
+            &[],
+            Bytes::from_static(b"3"),
+        )
+        .await;
+    assert_eq!(seeded.status, 200, "{}", seeded.text());
+    let sold = n
+        .send(
+            Method::POST,
+            "/inventory/sku-2/reserve?qty=2",
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(sold.status, 200, "{}", sold.text());
+    assert_eq!(
+        n.get("/py-inventory/sku-2").await.text(),
+        r#"{"sku":"sku-2","stock":1}"#
+    );
+    // The refusals are counted as the store's out-of-range adds.
+    let metrics = n
+        .admin(Method::GET, "/metrics", None, Bytes::new())
+        .await
+        .text();
+    assert!(
+        metrics.contains(
+            "wedge_kv_operations_total{store=\"inventory\",op=\"add\",result=\"out_of_range\"} 30"
+        ),
+        "{metrics}"
+    );
 }

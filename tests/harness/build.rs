@@ -22,6 +22,8 @@ fn main() {
         "tests/guests-go",
         "tests/guests-c",
         "tests/guests-http",
+        "wit",
+        "tools/componentize-js/build.mjs",
         "guest-sdk/src",
         "guest-sdk/go",
         "guest-sdk/c",
@@ -37,6 +39,12 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     let mut examples = example_names(&root.join("examples"));
+    // The JavaScript and Python examples, built by the ecosystem's own tools.
+    wedge_toolchains::components::ensure_componentizers(&root).unwrap_or_else(|e| panic!("{e}"));
+    examples.extend(
+        wedge_toolchains::components::build_language_components(&root, &out)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     examples.extend(
         wedge_toolchains::build_go_and_c_examples(&root, &out).unwrap_or_else(|e| panic!("{e}")),
     );

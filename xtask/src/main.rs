@@ -168,6 +168,10 @@ fn build_examples() -> Result<Vec<(String, PathBuf)>, String> {
     for name in wedge_toolchains::build_go_and_c_examples(&root(), &out)? {
         modules.push((name.clone(), out.join(format!("{name}.wasm"))));
     }
+    wedge_toolchains::components::ensure_componentizers(&root())?;
+    for name in wedge_toolchains::components::build_language_components(&root(), &out)? {
+        modules.push((name.clone(), out.join(format!("{name}.wasm"))));
+    }
     modules.sort();
     Ok(modules)
 }
@@ -224,8 +228,10 @@ fn test(args: &[String]) -> Result<(), String> {
     ensure_wasm_target()?;
     ensure_etcd()?;
     ensure_registry()?;
-    // The Go and C test guests build with the Go toolchain and zig.
+    // The Go and C test guests build with the Go toolchain and zig, the
+    // JavaScript and Python examples with componentize-js and -py.
     wedge_toolchains::ensure()?;
+    wedge_toolchains::components::ensure_componentizers(&root())?;
     let mut totals = Totals::default();
     let workspace = run_counted(
         cargo().args(["test", "--locked", "--workspace"]).args(args),
@@ -308,8 +314,10 @@ fn go_modules() -> Result<Vec<PathBuf>, String> {
 
 fn lint() -> Result<(), String> {
     ensure_wasm_target()?;
-    // The harness's build script builds the Go and C test guests.
+    // The harness's build script builds the Go and C test guests, and the
+    // JavaScript and Python examples.
     wedge_toolchains::ensure()?;
+    wedge_toolchains::components::ensure_componentizers(&root())?;
     layout::check(&root().join("runtime/src"))?;
     for dir in go_modules()? {
         wedge_toolchains::go_tool(&dir, &["vet", "./..."], false)?;

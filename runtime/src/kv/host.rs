@@ -67,7 +67,7 @@ impl KvCtx {
     }
 
     /// The id of the next write.
-    fn next_op(&mut self) -> OpId {
+    pub fn next_op(&mut self) -> OpId {
         let ordinal = self.writes;
         self.writes += 1;
         match &self.idempotency {
@@ -85,6 +85,18 @@ impl KvCtx {
             .unwrap_or("");
         self.telemetry.record_kv(store, op, result_label(&result));
         code(result)
+    }
+
+    /// Opens store `name` for a component's `wasi:keyvalue` bucket: the
+    /// same `kv` list and limit of open stores as the `wedge` module's `kv_open`.
+    pub fn open_bucket(&mut self, name: &str) -> Result<Arc<dyn Store>, KvError> {
+        let handle = self.open_store(name)?;
+        self.store(handle as i32)
+    }
+
+    /// Counts an operation on store `name` by its result.
+    pub fn record(&self, name: &str, op: &'static str, result: &Result<(), KvError>) {
+        self.telemetry.record_kv(name, op, result_label(result));
     }
 
     fn open_store(&mut self, name: &str) -> Result<u32, KvError> {

@@ -10,6 +10,7 @@ use wasmtime_wasi_http::{
 
 use super::log::LogPipe;
 use super::outgoing::{Outgoing, Sent};
+use crate::kv::KvCtx;
 use crate::limits::GuestLimits;
 use crate::stdio::GuestLog;
 
@@ -21,22 +22,28 @@ pub struct ProxyHost {
     env: Arc<[(String, String)]>,
     /// The request's log, until WASI's context takes it for stdout and stderr.
     log: Option<GuestLog>,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
     http: WasiHttpCtx,
     hooks: Hooks,
     /// The memory cap of the function being served.
     pub limits: GuestLimits,
+    /// The key-value stores the function may open.
+    pub(super) kv: KvCtx,
+    /// Buckets and swap handles open now.
+    pub(super) kv_handles: u32,
 }
 
 impl ProxyHost {
     /// The state of one request: the function's static environment, its
-    /// memory cap, the log its stdout and stderr go to, and its way out. No
+    /// memory cap, the log its stdout and stderr go to, its stores, and its
+    /// way out. No
     /// directory is opened and every socket address is refused; a component
     /// reaches the network through `wasi:http/outgoing-handler` alone.
     pub fn new(
         env: Arc<[(String, String)]>,
         limits: GuestLimits,
         log: GuestLog,
+        kv: KvCtx,
         outgoing: Outgoing,
     ) -> Self {
         Self {
@@ -47,6 +54,8 @@ impl ProxyHost {
             http: WasiHttpCtx::new(),
             hooks: Hooks { outgoing },
             limits,
+            kv,
+            kv_handles: 0,
         }
     }
 

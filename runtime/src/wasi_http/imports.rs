@@ -5,11 +5,12 @@
 use wasmparser::{ComponentTypeRef, Parser, Payload};
 
 /// The interfaces a component may import, as `package/interface` (any
-/// version). These are the `wasi:http/proxy` world and the `wasi:cli`
+/// version). These are the `wasi:http/proxy` world, the key-value stores
+/// (`wasi:keyvalue` and `wedge:keyvalue`) and the `wasi:cli`
 /// imports language runtimes bring along (componentize-py's libc imports
 /// sockets and a filesystem): sockets refuse every address and the
 /// filesystem has nothing opened, so the way out stays `wasi:http`.
-pub const ALLOWED: [&str; 29] = [
+pub const ALLOWED: [&str; 32] = [
     "wasi:io/error",
     "wasi:io/poll",
     "wasi:io/streams",
@@ -39,6 +40,10 @@ pub const ALLOWED: [&str; 29] = [
     "wasi:sockets/ip-name-lookup",
     "wasi:http/types",
     "wasi:http/outgoing-handler",
+    // Served by the node's key-value stores.
+    "wasi:keyvalue/store",
+    "wasi:keyvalue/atomics",
+    "wedge:keyvalue/bounded",
 ];
 
 /// The export through which a component takes requests.
@@ -61,7 +66,7 @@ pub enum Refusal {
     Invalid(String),
     /// An import outside the allowed worlds.
     #[error(
-        "forbidden import `{0}`: a component may import only the wasi:http/proxy world and the wasi:cli imports"
+        "forbidden import `{0}`: a component may import only the wasi:http/proxy world, the wasi:cli imports, wasi:keyvalue (store, atomics) and wedge:keyvalue"
     )]
     Forbidden(String),
     /// No `wasi:http/incoming-handler` export.

@@ -5,12 +5,15 @@
 //!   context and its hooks, the memory cap, the request's outbound calls.
 //! - [`imports`]: the worlds a component may import from, checked before
 //!   anything is compiled.
+//! - [`keyvalue`]: `wasi:keyvalue` and `wedge:keyvalue/bounded` on the
+//!   node's stores.
 //! - [`log`]: the component's stdout and stderr, into the request's log.
 //! - [`outgoing`]: `wasi:http/outgoing-handler` through the function's
 //!   `outbound` list and pool.
 
 pub mod host;
 pub mod imports;
+pub mod keyvalue;
 pub mod log;
 pub mod outgoing;
 
@@ -18,9 +21,10 @@ pub use host::ProxyHost;
 
 /// Adds every interface a component may import to `linker`: the WASI 0.2
 /// command imports (clocks, random, stdio, environment, exit, a filesystem
-/// with nothing opened, sockets with every address refused) and
-/// `wasi:http`'s types and outgoing handler.
+/// with nothing opened, sockets with every address refused),
+/// `wasi:http`'s types and outgoing handler, and the key-value stores.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<ProxyHost>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    keyvalue::add_to_linker(linker)
 }

@@ -180,7 +180,7 @@ fn go() -> String {
 }
 
 /// The Python that has `ziglang`: `$PYTHON`, else `python3`.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
@@ -192,7 +192,7 @@ fn make_parent(out: &Path) -> Result<(), String> {
     }
 }
 
-fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+pub(crate) fn run(mut cmd: Command, what: &str) -> Result<(), String> {
     let output = cmd.output().map_err(|e| {
         format!("cannot run {what}: {e}; install the Go and C toolchains with `{INSTALL}`")
     })?;

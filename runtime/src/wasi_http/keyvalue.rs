@@ -1,0 +1,330 @@
+//! `wasi:keyvalue` (`store` and `atomics`, 0.2.0-draft2) and wedge's
+//! `wedge:keyvalue/bounded` for components, on the node's own stores: the
+//! same backends, `kv` permissions, durability, idempotent writes and
+//! metrics as the `wedge` module's `kv_*` functions. A bucket is a store; a
+//! counter is ASCII decimal, so a component and a WAGI handler share it.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+use super::ProxyHost;
+use crate::kv::store::{KvError, MAX_PAGE, Store};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wedge:handler/keyvalue-host",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
+        },
+    });
+}
+
+use bindings::wasi::keyvalue::atomics::{self, CasError};
+use bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
+use bindings::wedge::keyvalue::bounded;
+
+/// Buckets and swap handles one request may hold at once: each is host
+/// memory outside the guest's cap.
+const MAX_HANDLES: u32 = 256;
+
+/// An open bucket: one of the node's stores.
+pub struct Bucket {
+    name: Arc<str>,
+    store: Arc<dyn Store>,
+}
+
+/// A key's value as read, to swap if it is still that.
+pub struct Cas {
+    name: Arc<str>,
+    store: Arc<dyn Store>,
+    key: String,
+    current: Option<Vec<u8>>,
+}
+
+/// Adds the key-value interfaces to a component linker.
+pub fn add_to_linker(linker: &mut Linker<ProxyHost>) -> wasmtime::Result<()> {
+    store::add_to_linker::<_, HasSelf<ProxyHost>>(linker, |h| h)?;
+    atomics::add_to_linker::<_, HasSelf<ProxyHost>>(linker, |h| h)?;
+    bounded::add_to_linker::<_, HasSelf<ProxyHost>>(linker, |h| h)
+}
+
+/// What a store's error tells the component; the metrics count it by kind.
+fn to_error(e: KvError) -> Error {
+    match e {
+        KvError::AccessDenied => Error::AccessDenied,
+        other => Error::Other(other.to_string()),
+    }
+}
+
+impl ProxyHost {
+    /// Takes one of the request's handles, or refuses past [`MAX_HANDLES`].
+    fn take_handle(&mut self) -> Result<(), Error> {
+        if self.kv_handles >= MAX_HANDLES {
+            return Err(Error::Other(format!(
+                "more than {MAX_HANDLES} buckets and swap handles open in one request"
+            )));
+        }
+        self.kv_handles += 1;
+        Ok(())
+    }
+
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<(Arc<str>, Arc<dyn Store>)> {
+        let b = self.table.get(bucket)?;
+        Ok((b.name.clone(), b.store.clone()))
+    }
+
+    /// Counts `result` under store `name` and operation `op`.
+    fn counted<T>(
+        &self,
+        name: &str,
+        op: &'static str,
+        result: Result<T, KvError>,
+    ) -> Result<T, Error> {
+        let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.kv.record(name, op, &outcome);
+        result.map_err(to_error)
+    }
+
+    /// Reads `key` for a swap handle.
+    async fn read_cas(
+        &mut self,
+        name: Arc<str>,
+        store: Arc<dyn Store>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<Cas>, Error>> {
+        if let Err(e) = self.take_handle() {
+            return Ok(Err(e));
+        }
+        let read = store.get(key.as_bytes()).await;
+        let current = match self.counted(&name, "get", read) {
+            Ok(current) => current,
+            Err(e) => {
+                self.kv_handles -= 1;
+                return Ok(Err(e));
+            }
+        };
+        let cas = Cas {
+            name,
+            store,
+            key,
+            current,
+        };
+        Ok(Ok(self.table.push(cas)?))
+    }
+}
+
+impl store::Host for ProxyHost {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, Error>> {
+        if let Err(e) = self.take_handle() {
+            return Ok(Err(e));
+        }
+        let opened = self.kv.open_bucket(&identifier);
+        let store = match self.counted(&identifier, "open", opened) {
+            Ok(store) => store,
+            Err(e) => {
+                self.kv_handles -= 1;
+                return Ok(Err(e));
+            }
+        };
+        let bucket = Bucket {
+            name: identifier.into(),
+            store,
+        };
+        Ok(Ok(self.table.push(bucket)?))
+    }
+}
+
+impl store::HostBucket for ProxyHost {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let result = store.get(key.as_bytes()).await;
+        Ok(self.counted(&name, "get", result))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let op = self.kv.next_op();
+        let result = async {
+            store.set(op, key.as_bytes(), &value).await?;
+            store.durable().await
+        }
+        .await;
+        Ok(self.counted(&name, "set", result))
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let op = self.kv.next_op();
+        // Deleting a key that is not there is not an error in wasi:keyvalue.
+        let result = async {
+            store.delete(op, key.as_bytes()).await?;
+            store.durable().await
+        }
+        .await;
+        Ok(self.counted(&name, "delete", result))
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let result = store.exists(key.as_bytes()).await;
+        Ok(self.counted(&name, "exists", result))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<KeyResponse, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let after = cursor.as_deref().map(str::as_bytes);
+        let result = store.list(b"", after, MAX_PAGE).await;
+        Ok(self.counted(&name, "list", result).map(|page| {
+            // Keys are strings here; one written as bytes that are not
+            // UTF-8 (by a WAGI handler) is listed with replacement characters.
+            let keys: Vec<String> = page
+                .keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            let cursor = page.more.then(|| keys.last().cloned()).flatten();
+            KeyResponse { keys, cursor }
+        }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        self.kv_handles = self.kv_handles.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl atomics::Host for ProxyHost {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let op = self.kv.next_op();
+        let result = async {
+            let value = store
+                .add(op, key.as_bytes(), delta, i64::MIN, i64::MAX)
+                .await?;
+            store.durable().await?;
+            Ok(value)
+        }
+        .await;
+        Ok(self.counted(&name, "add", result))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), CasError>> {
+        let Cas {
+            name,
+            store,
+            key,
+            current,
+        } = self.table.delete(cas)?;
+        self.kv_handles = self.kv_handles.saturating_sub(1);
+        let op = self.kv.next_op();
+        let result = async {
+            let swapped = store
+                .compare_and_swap(op, key.as_bytes(), current.as_deref(), &value)
+                .await?;
+            if swapped {
+                store.durable().await?;
+            }
+            Ok(swapped)
+        }
+        .await;
+        match self.counted(&name, "cas", result) {
+            Ok(true) => Ok(Ok(())),
+            Err(e) => Ok(Err(CasError::StoreError(e))),
+            // Another writer was first: a fresh handle with what it wrote.
+            Ok(false) => match self.read_cas(name, store, key).await? {
+                Ok(fresh) => Ok(Err(CasError::CasFailed(fresh))),
+                Err(e) => Ok(Err(CasError::StoreError(e))),
+            },
+        }
+    }
+}
+
+impl atomics::HostCas for ProxyHost {
+    async fn new(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<Cas>, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        self.read_cas(name, store, key).await
+    }
+
+    async fn current(
+        &mut self,
+        cas: Resource<Cas>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        Ok(Ok(self.table.get(&cas)?.current.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        self.kv_handles = self.kv_handles.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl bounded::Host for ProxyHost {
+    async fn add(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+        min: i64,
+        max: i64,
+    ) -> wasmtime::Result<Result<Option<i64>, Error>> {
+        let (name, store) = self.bucket(&bucket)?;
+        let op = self.kv.next_op();
+        let result = async {
+            let value = store.add(op, key.as_bytes(), delta, min, max).await?;
+            store.durable().await?;
+            Ok(value)
+        }
+        .await;
+        match result {
+            // Out of range changes nothing: the component hears `none`.
+            Err(KvError::OutOfRange(_)) => {
+                self.kv.record(&name, "add", &Err(KvError::OutOfRange(0)));
+                Ok(Ok(None))
+            }
+            other => Ok(self.counted(&name, "add", other).map(Some)),
+        }
+    }
+}
