@@ -6,8 +6,8 @@
 //! and async support so a guest runs right on the hyper task that serves its
 //! request. Host interfaces are added to the linkers here and nowhere else.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component;
@@ -101,28 +101,30 @@ impl Tier {
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<Host>,
-    components: component::Linker<ProxyHost>,
+    /// Built when the first component loads: a node serving only WAGI
+    /// modules does not hold (or, in a debug build, page in) the few
+    /// hundred WASI 0.2 host functions.
+    components: OnceLock<component::Linker<ProxyHost>>,
     baseline: Engine,
     baseline_linker: Linker<Host>,
-    baseline_components: component::Linker<ProxyHost>,
+    baseline_components: OnceLock<component::Linker<ProxyHost>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl WasmEngine {
     /// Builds the engines, each with room for `max_inflight` concurrent instances.
     pub fn new(max_inflight: u32) -> anyhow::Result<Self> {
-        let (engine, linker, components) = serving_engine(Tier::Optimized, max_inflight)?;
-        let (baseline, baseline_linker, baseline_components) =
-            serving_engine(Tier::Baseline, max_inflight)?;
+        let (engine, linker) = serving_engine(Tier::Optimized, max_inflight)?;
+        let (baseline, baseline_linker) = serving_engine(Tier::Baseline, max_inflight)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker([engine.clone(), baseline.clone()], ticker_stop.clone())?;
         Ok(Self {
             engine,
             linker,
-            components,
+            components: OnceLock::new(),
             baseline,
             baseline_linker,
-            baseline_components,
+            baseline_components: OnceLock::new(),
             ticker_stop,
         })
     }
@@ -150,20 +152,23 @@ impl WasmEngine {
     }
 
     /// The linker holding every interface a wasi:http component may
-    /// import, for code of `tier`.
-    pub fn component_linker(&self, tier: Tier) -> &component::Linker<ProxyHost> {
-        match tier {
-            Tier::Baseline => &self.baseline_components,
-            Tier::Optimized => &self.components,
+    /// import, for code of `tier`; built on first use.
+    pub fn component_linker(&self, tier: Tier) -> wasmtime::Result<&component::Linker<ProxyHost>> {
+        let (cell, engine) = match tier {
+            Tier::Baseline => (&self.baseline_components, &self.baseline),
+            Tier::Optimized => (&self.components, &self.engine),
+        };
+        if let Some(linker) = cell.get() {
+            return Ok(linker);
         }
+        let mut linker = component::Linker::new(engine);
+        wasi_http::add_to_linker(&mut linker)?;
+        Ok(cell.get_or_init(|| linker))
     }
 }
 
-/// One tier's engine with its two linkers: WAGI modules' and components'.
-type Serving = (Engine, Linker<Host>, component::Linker<ProxyHost>);
-
-/// One tier's serving engine and its linkers.
-fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<Serving> {
+/// One tier's serving engine and its WAGI linker.
+fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<(Engine, Linker<Host>)> {
     let slots = max_inflight.saturating_add(POOL_HEADROOM);
     let mut pool = PoolingAllocationConfig::new();
     // A component instance is several core instances (a language runtime,
@@ -193,9 +198,7 @@ fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<Serving> {
     guest_io::add_to_linker(&mut linker, |host: &mut Host| &mut host.io)?;
     kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.kv)?;
     outbound::host::add_to_linker(&mut linker, |host: &mut Host| &mut host.outbound)?;
-    let mut components = component::Linker::new(&engine);
-    wasi_http::add_to_linker(&mut components)?;
-    Ok((engine, linker, components))
+    Ok((engine, linker))
 }
 
 impl Drop for WasmEngine {

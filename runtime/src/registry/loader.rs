@@ -223,7 +223,7 @@ fn link_component(
 ) -> Result<Arc<ProxyPre<crate::wasi_http::ProxyHost>>, LoadError> {
     let pre = engine
         .component_linker(tier)
-        .instantiate_pre(component)
+        .and_then(|linker| linker.instantiate_pre(component))
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let proxy = ProxyPre::new(pre).map_err(|e| LoadError::NoHandler(format!("{e:#}")))?;
     Ok(Arc::new(proxy))
