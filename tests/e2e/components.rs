@@ -111,6 +111,7 @@ pub async fn component_failures_are_contained() {
         ("nothing", 502),
         ("big&kib=65", 502),
         ("grow", 500),
+        ("hoard", 500),
         ("spin", 504),
     ];
     for (what, status) in cases {

@@ -14,6 +14,11 @@ use crate::kv::KvCtx;
 use crate::limits::GuestLimits;
 use crate::stdio::GuestLog;
 
+/// Host resources (headers, bodies, streams, pollables, buckets) one
+/// request may hold at once: each is host memory outside the guest's cap.
+/// A handler holds a few dozen.
+pub const MAX_RESOURCES: usize = 16_384;
+
 /// Per-request state inside a component's `Store`.
 pub struct ProxyHost {
     /// WASI's context, built on the first call that needs it: a handler
@@ -46,11 +51,13 @@ impl ProxyHost {
         kv: KvCtx,
         outgoing: Outgoing,
     ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi: None,
             env,
             log: Some(log),
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             hooks: Hooks { outgoing },
             limits,

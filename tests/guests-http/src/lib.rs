@@ -42,6 +42,14 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                     std::hint::black_box(&hoard);
                 }
             }
+            "hoard" => {
+                // Host resources without end: the host's table is capped.
+                let mut held = Vec::new();
+                loop {
+                    held.push(Fields::new());
+                    std::hint::black_box(&held);
+                }
+            }
             "big" => {
                 let kib: usize = param("kib").and_then(|n| n.parse().ok()).unwrap_or(1024);
                 respond(out, 200, &[], &vec![b'x'; kib << 10]);
