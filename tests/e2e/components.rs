@@ -448,3 +448,73 @@ pub async fn python_inventory_never_oversells_and_shares_its_stock() {
         "{metrics}"
     );
 }
+
+/// On etcd with escrow, two nodes selling one stock from Python never
+/// oversell either: 80 buyers across both take at most the 50 units, and
+/// once the nodes give their blocks back the stock the WAGI handler reads
+/// is exactly what is left.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn python_inventory_on_etcd_with_escrow_never_oversells() {
+    let etcd = wedge_test_harness::EtcdCluster::start(1);
+    let nodes: Vec<Arc<Node>> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            Arc::new(
+                node()
+                    .example("py-inventory")
+                    .example("inventory")
+                    .store("backend = \"etcd\"")
+                    .table(&format!(
+                        "[store.escrow]\ninventory = {{ block = 10, idle_return = \"1s\" }}\n\n{}",
+                        etcd.cluster_table(name)
+                    ))
+                    .start(),
+            )
+        })
+        .collect();
+    let seeded = nodes[0]
+        .send(
+            Method::PUT,
+            "/inventory/sku-e",
+            &[],
+            Bytes::from_static(b"50"),
+        )
+        .await;
+    assert_eq!(seeded.status, 200, "{}", seeded.text());
+    let mut buyers = Vec::new();
+    for i in 0..80 {
+        let n = nodes[i % 2].clone();
+        buyers.push(tokio::spawn(async move {
+            n.send(
+                Method::POST,
+                "/py-inventory/sku-e/reserve?qty=1",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .status
+            .as_u16()
+        }));
+    }
+    let mut sold = 0;
+    for buyer in buyers {
+        match buyer.await.unwrap() {
+            200 => sold += 1,
+            409 => {}
+            other => panic!("a buyer got {other}"),
+        }
+    }
+    assert!(sold <= 50, "sold {sold} of 50");
+    assert!(sold >= 40, "sold only {sold} of 50");
+    // The blocks go back after a second without a sale.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let expected = format!(r#"{{"sku":"sku-e","stock":{}}}"#, 50 - sold);
+    loop {
+        let left = nodes[1].get("/inventory/sku-e").await.text();
+        if left == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
