@@ -34,11 +34,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 const POOL_HEADROOM: u32 = 16;
 
 /// Core instances (and tables) pooled per request slot: a component is
-/// several.
-const CORE_INSTANCES_PER_SLOT: u32 = 8;
+/// several (Rust's wasi:http hello 3, componentize-js's 4, componentize-py's 14).
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
 
 /// Linear memories pooled per request slot: a component may have more than one.
 const MEMORIES_PER_SLOT: u32 = 2;
+
+/// Most core instances (and tables) one component may have; one with more
+/// is refused at load rather than taking the pool's slots from every other
+/// request.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+
+/// Most linear memories one component may have.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 
 /// Per-request state inside a wasmtime `Store`.
 pub struct Host {
@@ -179,6 +187,9 @@ fn serving_engine(tier: Tier, max_inflight: u32) -> anyhow::Result<(Engine, Link
         .total_memories(slots.saturating_mul(MEMORIES_PER_SLOT))
         .total_tables(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
         .total_stacks(slots)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_tables_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
         .max_memory_size(MAX_MEMORY.as_usize())
         // Resetting the start of each slot by scanning the page map for dirty
         // pages avoids madvise and page faults on every request. A Rust guest's

@@ -49,8 +49,12 @@ impl ResourceLimiter for GuestLimits {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // Past the memory's own maximum the grow fails anyway: nothing to count.
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         let total = (self.used - current.min(self.used)).saturating_add(desired);
         if total > self.memory {
             self.exceeded = true;

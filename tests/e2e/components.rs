@@ -187,6 +187,24 @@ pub async fn component_beyond_the_allowed_worlds_is_refused() {
         "{stderr}"
     );
 
+    let future = dir.path().join("future.wasm");
+    std::fs::write(
+        &future,
+        wat::parse_str(r#"(component (import "wasi:http/types@0.3.0" (instance)))"#).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .arg("check")
+        .arg(&future)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("import `wasi:http/types@0.3.0`: wedge serves WASI 0.2.x"),
+        "{stderr}"
+    );
+
     let n = node()
         .admin_token("s3cret")
         .example("http-hello")

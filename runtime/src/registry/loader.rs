@@ -119,7 +119,9 @@ fn check_component(bytes: &[u8]) -> Result<Vec<Import>, LoadError> {
             })
             .collect()),
         Err(e @ Refusal::Invalid(_)) => Err(LoadError::Invalid(e.to_string())),
-        Err(e @ Refusal::Forbidden(_)) => Err(LoadError::ForbiddenInterface(e.to_string())),
+        Err(e @ (Refusal::Forbidden(_) | Refusal::Version(..))) => {
+            Err(LoadError::ForbiddenInterface(e.to_string()))
+        }
         Err(e @ Refusal::NoHandler) => Err(LoadError::NoHandler(e.to_string())),
     }
 }

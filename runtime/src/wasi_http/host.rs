@@ -17,7 +17,15 @@ use crate::stdio::GuestLog;
 /// Host resources (headers, bodies, streams, pollables, buckets) one
 /// request may hold at once: each is host memory outside the guest's cap.
 /// A handler holds a few dozen.
-pub const MAX_RESOURCES: usize = 16_384;
+pub const MAX_RESOURCES: usize = 1024;
+
+/// Largest header field a component may create: with [`MAX_RESOURCES`],
+/// what its header maps can hold at most is 16 MiB.
+pub const MAX_FIELD_SIZE: usize = 16 << 10;
+
+/// A component's outgoing body is handed over in chunks of at most this
+/// many bytes, one buffered at a time.
+const BODY_CHUNK: usize = 64 << 10;
 
 /// Per-request state inside a component's `Store`.
 pub struct ProxyHost {
@@ -58,7 +66,11 @@ impl ProxyHost {
             env,
             log: Some(log),
             table,
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_FIELD_SIZE);
+                http
+            },
             hooks: Hooks { outgoing },
             limits,
             kv,
@@ -124,5 +136,13 @@ impl WasiHttpHooks for Hooks {
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<Sent>> + Send> {
         Box::new(self.outgoing.send(request))
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
     }
 }

@@ -69,6 +69,9 @@ pub enum Refusal {
         "forbidden import `{0}`: a component may import only the wasi:http/proxy world, the wasi:cli imports, wasi:keyvalue (store, atomics) and wedge:keyvalue"
     )]
     Forbidden(String),
+    /// An allowed interface at a version wedge does not serve.
+    #[error("import `{0}`: wedge serves {1}")]
+    Version(String, &'static str),
     /// No `wasi:http/incoming-handler` export.
     #[error(
         "the component does not export `wasi:http/incoming-handler`: build it for the wasi:http/proxy world"
@@ -113,10 +116,35 @@ pub fn check(bytes: &[u8]) -> Result<Vec<ComponentImport>, Refusal> {
     {
         return Err(Refusal::Forbidden(bad.name.clone()));
     }
+    for import in &imports {
+        let (wanted, served) = served_version(&import.name);
+        if !version_of(&import.name).is_some_and(|v| wanted(v)) {
+            return Err(Refusal::Version(import.name.clone(), served));
+        }
+    }
     if !handler {
         return Err(Refusal::NoHandler);
     }
     Ok(imports)
+}
+
+/// Which versions of `name`'s package wedge links, and how to say so.
+fn served_version(name: &str) -> (fn(&str) -> bool, &'static str) {
+    if name.starts_with("wasi:keyvalue/") {
+        (|v| v == "0.2.0-draft2", "wasi:keyvalue at 0.2.0-draft2")
+    } else if name.starts_with("wedge:keyvalue/") {
+        (|v| v.starts_with("0.1."), "wedge:keyvalue at 0.1.x")
+    } else {
+        (
+            |v| v.starts_with("0.2.") && !v.contains('-'),
+            "WASI 0.2.x interfaces (0.2.0 to 0.2.12)",
+        )
+    }
+}
+
+/// The version after `@`, if the name has one.
+fn version_of(name: &str) -> Option<&str> {
+    name.split_once('@').map(|(_, v)| v)
 }
 
 /// `wasi:http/types@0.2.6` without its `@0.2.6`.

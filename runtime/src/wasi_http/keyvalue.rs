@@ -28,8 +28,9 @@ use bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use bindings::wedge::keyvalue::bounded;
 
 /// Buckets and swap handles one request may hold at once: each is host
-/// memory outside the guest's cap.
-const MAX_HANDLES: u32 = 256;
+/// memory outside the guest's cap (a swap handle holds a value of up to
+/// 1 MiB).
+const MAX_HANDLES: u32 = 32;
 
 /// An open bucket: one of the node's stores.
 pub struct Bucket {
@@ -126,7 +127,14 @@ impl store::Host for ProxyHost {
             return Ok(Err(e));
         }
         let opened = self.kv.open_bucket(&identifier);
-        let store = match self.counted(&identifier, "open", opened) {
+        // A name the function's `kv` list lacks is counted under no store:
+        // the guest does not get to make up metric labels.
+        let label = if matches!(opened, Err(KvError::AccessDenied)) {
+            ""
+        } else {
+            identifier.as_str()
+        };
+        let store = match self.counted(label, "open", opened) {
             Ok(store) => store,
             Err(e) => {
                 self.kv_handles -= 1;
@@ -200,17 +208,25 @@ impl store::HostBucket for ProxyHost {
         cursor: Option<String>,
     ) -> wasmtime::Result<Result<KeyResponse, Error>> {
         let (name, store) = self.bucket(&bucket)?;
-        let after = cursor.as_deref().map(str::as_bytes);
-        let result = store.list(b"", after, MAX_PAGE).await;
+        // The cursor is the last key's bytes in hex: a key a WAGI handler
+        // wrote as bytes that are not UTF-8 is listed lossily, but paging
+        // goes on from its real bytes.
+        let after = match cursor.as_deref().map(unhex) {
+            None => None,
+            Some(Some(after)) => Some(after),
+            Some(None) => return Ok(Err(Error::Other("not a cursor list-keys returned".into()))),
+        };
+        let result = store.list(b"", after.as_deref(), MAX_PAGE).await;
         Ok(self.counted(&name, "list", result).map(|page| {
-            // Keys are strings here; one written as bytes that are not
-            // UTF-8 (by a WAGI handler) is listed with replacement characters.
-            let keys: Vec<String> = page
+            let cursor = page
+                .more
+                .then(|| page.keys.last().map(|k| crate::kv::store::hex(k)))
+                .flatten();
+            let keys = page
                 .keys
                 .iter()
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .collect();
-            let cursor = page.more.then(|| keys.last().cloned()).flatten();
             KeyResponse { keys, cursor }
         }))
     }
@@ -327,4 +343,15 @@ impl bounded::Host for ProxyHost {
             other => Ok(self.counted(&name, "add", other).map(Some)),
         }
     }
+}
+
+/// The bytes a hex cursor names.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::header;
 use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
 use hyper::body::Frame;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
@@ -24,6 +25,10 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Body bytes handed to the component at a time.
 const CHUNK: usize = 64 << 10;
+
+/// Largest request body a component may send; it is read whole before the
+/// call goes out.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
 
 /// Headers the host sets from the URL and the body, or that belong to one
 /// connection: dropped from what a component sends.
@@ -48,6 +53,9 @@ pub struct Outgoing {
     /// Microseconds spent in calls, added to by each call's task; made by
     /// the first call.
     spent: Option<Arc<AtomicU64>>,
+    /// Responses open (sent, body not yet read to its end or dropped),
+    /// `[outbound] max_per_request` at most; made by the first call.
+    open: Option<Arc<Semaphore>>,
 }
 
 /// What a sent request comes to: the response, and the driver of its
@@ -72,6 +80,7 @@ impl Outgoing {
             deadline,
             calls: 0,
             spent: None,
+            open: None,
         }
     }
 
@@ -93,15 +102,13 @@ impl Outgoing {
         let (function, telemetry) = (self.function.clone(), self.telemetry.clone());
         let deadline = self.deadline;
         async move {
-            let (client, origin) = admitted.map_err(|e| to_http_error(&e))?;
+            let (client, origin, permit) = admitted.map_err(|e| to_http_error(&e))?;
             let config = client.config();
             let deadline = (Instant::now() + config.timeout.0)
                 .min(deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline));
+            let call = call_of(request).await?;
             let started = Instant::now();
-            let result = match call_of(request, config.max_response.0 as usize).await {
-                Ok(call) => client.send(call, deadline).await,
-                Err(e) => Err(e),
-            };
+            let result = client.send(call, deadline).await;
             let took = started.elapsed();
             spent.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
             let status = match &result {
@@ -110,7 +117,10 @@ impl Outgoing {
             };
             telemetry.record_outbound(&function, &origin, status, took);
             let opened = result.map_err(|e| to_http_error(&e))?;
-            Ok((response_of(opened), Box::new(async { Ok(()) }) as Box<_>))
+            Ok((
+                response_of(opened, permit),
+                Box::new(async { Ok(()) }) as Box<_>,
+            ))
         }
     }
 
@@ -120,35 +130,46 @@ impl Outgoing {
     fn admit(
         &mut self,
         request: &http::Request<WasiBody>,
-    ) -> Result<(Arc<OriginClient>, Arc<str>), CallError> {
+    ) -> Result<(Arc<OriginClient>, Arc<str>, OwnedSemaphorePermit), CallError> {
         let client = self
             .client
             .clone()
             .ok_or_else(|| CallError::Denied("the function's outbound list is empty".into()))?;
-        let max = client.config().max_calls_per_request;
+        let config = client.config();
+        let max = config.max_calls_per_request;
         if self.calls >= max {
             return Err(CallError::Busy(format!(
                 "this request made {max} calls ([outbound] max_calls_per_request)"
             )));
         }
+        let open = config.max_per_request;
+        let permit = self
+            .open
+            .get_or_insert_with(|| Arc::new(Semaphore::new(open as usize)))
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                CallError::Busy(format!(
+                    "{open} responses are open in this request ([outbound] max_per_request): read them to the end or drop them"
+                ))
+            })?;
         self.calls += 1;
         let origin = client.origin_of(request.uri())?;
-        Ok((client, origin))
+        Ok((client, origin, permit))
     }
 }
 
 /// The call a component's request makes: its body read whole, at most
-/// `max` bytes (the `[outbound] max_response` that bounds what comes back).
-async fn call_of(request: http::Request<WasiBody>, max: usize) -> Result<Call, CallError> {
+/// [`MAX_REQUEST_BODY`] bytes.
+async fn call_of(request: http::Request<WasiBody>) -> wasmtime_wasi_http::Result<Call> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, max).collect().await {
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => {
-            return Err(CallError::TooLarge(format!(
-                "a request body is at most {max} bytes ([outbound] max_response)"
-            )));
+            return Err(HttpError::HttpRequestBodySize(None));
         }
-        Err(e) => return Err(CallError::Io(format!("reading the request body: {e}"))),
+        // The component broke its body off.
+        Err(_) => return Err(HttpError::HttpProtocolError),
     };
     let mut headers = parts.headers;
     for name in &HOST_HEADERS {
@@ -163,16 +184,18 @@ async fn call_of(request: http::Request<WasiBody>, max: usize) -> Result<Call, C
     })
 }
 
-/// The response as the component reads it: its body in chunks, as it comes.
-fn response_of(opened: Opened) -> http::Response<WasiBody> {
+/// The response as the component reads it: its body in chunks, as it
+/// comes. The response counts as open, against `max_per_request`, until its
+/// body ends or the component drops it.
+fn response_of(opened: Opened, permit: OwnedSemaphorePermit) -> http::Response<WasiBody> {
     let mut response = http::Response::new(());
     *response.status_mut() = opened.status;
     *response.headers_mut() = opened.head.clone();
-    let chunks = futures_util::stream::unfold(Some(opened), |opened| async move {
-        let mut opened = opened?;
+    let chunks = futures_util::stream::unfold(Some((opened, permit)), |open| async move {
+        let (mut opened, permit) = open?;
         match opened.read(CHUNK).await {
             Ok(data) if data.is_empty() => None,
-            Ok(data) => Some((Ok(Frame::data(data)), Some(opened))),
+            Ok(data) => Some((Ok(Frame::data(data)), Some((opened, permit)))),
             Err(e) => Some((Err(to_http_error(&e)), None)),
         }
     });
