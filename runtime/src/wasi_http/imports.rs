@@ -118,7 +118,7 @@ pub fn check(bytes: &[u8]) -> Result<Vec<ComponentImport>, Refusal> {
     }
     for import in &imports {
         let (wanted, served) = served_version(&import.name);
-        if !version_of(&import.name).is_some_and(|v| wanted(v)) {
+        if !version_of(&import.name).is_some_and(wanted) {
             return Err(Refusal::Version(import.name.clone(), served));
         }
     }

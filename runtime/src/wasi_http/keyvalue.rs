@@ -347,7 +347,7 @@ impl bounded::Host for ProxyHost {
 
 /// The bytes a hex cursor names.
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
