@@ -140,6 +140,21 @@ pub async fn component_failures_are_contained() {
     assert_eq!(n.get("/p/echo").await.status, 200, "still serving");
 }
 
+/// What `wedge check` says of `module`, which it must refuse.
+fn refused_by_check(module: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
+        .arg("check")
+        .arg(module)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{} passed wedge check",
+        module.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A component that imports an interface outside the allowed worlds is
 /// refused at load with the import named, by `wedge check`, by an upload and
 /// from the functions directory; one without a handler export likewise.
@@ -164,24 +179,12 @@ pub async fn component_beyond_the_allowed_worlds_is_refused() {
     )
     .unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
-        .arg("check")
-        .arg(&forbidden)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_by_check(&forbidden);
     assert!(
         stderr.contains("forbidden import `wasi:config/store@0.2.0-draft`"),
         "{stderr}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
-        .arg("check")
-        .arg(&no_handler)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_by_check(&no_handler);
     assert!(
         stderr.contains("does not export `wasi:http/incoming-handler`"),
         "{stderr}"
@@ -193,13 +196,7 @@ pub async fn component_beyond_the_allowed_worlds_is_refused() {
         wat::parse_str(r#"(component (import "wasi:http/types@0.3.0" (instance)))"#).unwrap(),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wedge"))
-        .arg("check")
-        .arg(&future)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_by_check(&future);
     assert!(
         stderr.contains("import `wasi:http/types@0.3.0`: wedge serves WASI 0.2.x"),
         "{stderr}"
@@ -284,24 +281,8 @@ pub async fn failing_component_canary_rolls_back() {
     )
     .unwrap();
     let n = b.start();
-    let started = Instant::now();
-    let mut failures = 0;
-    loop {
-        // The WAGI hello ignores `do`; the probe traps on it.
-        if n.get("/f?do=trap").await.status == 500 {
-            failures += 1;
-        }
-        if n.log_lines()
-            .iter()
-            .any(|l| l.contains("canary rolled back automatically"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not rolled back within the window"
-        );
-    }
+    // The WAGI hello ignores `do`; the probe traps on it.
+    let failures = crate::rollout::until_rolled_back(&n, "/f?do=trap").await;
     assert!(failures >= 1);
     let deployment = std::fs::read_to_string(n.dir().join("functions/f/deployment.toml")).unwrap();
     assert!(deployment.contains("canary_percent = 0"), "{deployment}");
@@ -361,12 +342,8 @@ pub async fn component_calls_only_listed_origins() {
     assert_eq!(reply.text(), "error ErrorCode::HttpRequestDenied");
     assert_eq!(other.accepts(), 0, "a denied call never reaches the origin");
 
-    let metrics = n
-        .admin(Method::GET, "/metrics", None, Bytes::new())
-        .await
-        .text();
-    let series = "wedge_outbound_requests_total{function=\"p\",origin=\"http://127.0.0.1:*\",status=\"200\"} 1";
-    assert!(metrics.contains(series), "{series} in:\n{metrics}");
+    let series = "wedge_outbound_requests_total{function=\"p\",origin=\"http://127.0.0.1:*\",status=\"200\"}";
+    assert_eq!(n.metric(series).await, Some(1.0), "{series}");
 }
 
 /// The JavaScript hello, built by componentize-js from npm, serves.
@@ -455,16 +432,9 @@ pub async fn python_inventory_never_oversells_and_shares_its_stock() {
         r#"{"sku":"sku-2","stock":1}"#
     );
     // The refusals are counted as the store's out-of-range adds.
-    let metrics = n
-        .admin(Method::GET, "/metrics", None, Bytes::new())
-        .await
-        .text();
-    assert!(
-        metrics.contains(
-            "wedge_kv_operations_total{store=\"inventory\",op=\"add\",result=\"out_of_range\"} 30"
-        ),
-        "{metrics}"
-    );
+    let series =
+        "wedge_kv_operations_total{store=\"inventory\",op=\"add\",result=\"out_of_range\"}";
+    assert_eq!(n.metric(series).await, Some(30.0), "{series}");
 }
 
 /// On etcd with escrow, two nodes selling one stock from Python never

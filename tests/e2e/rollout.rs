@@ -145,23 +145,7 @@ pub async fn failing_canary_rolls_back() {
     .unwrap();
     let mut n = b.start();
     let started = Instant::now();
-    let mut failures = 0;
-    loop {
-        let reply = n.get("/f").await;
-        if reply.status == 500 {
-            failures += 1;
-        }
-        if n.log_lines()
-            .iter()
-            .any(|l| l.contains("canary rolled back automatically"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not rolled back within the window"
-        );
-    }
+    let failures = until_rolled_back(&n, "/f").await;
     eprintln!(
         "rolled back after {failures} failed requests in {:?}",
         started.elapsed()
@@ -181,6 +165,28 @@ pub async fn failing_canary_rolls_back() {
             n.get("/f").await.text(),
             "A",
             "the rollback survives a restart"
+        );
+    }
+}
+
+/// Sends `path` until the node logs that it rolled the canary back, within
+/// 10 s; how many of the requests failed with a 500 meanwhile.
+pub async fn until_rolled_back(n: &Node, path: &str) -> u32 {
+    let started = Instant::now();
+    let mut failures = 0;
+    loop {
+        if n.get(path).await.status == 500 {
+            failures += 1;
+        }
+        if n.log_lines()
+            .iter()
+            .any(|l| l.contains("canary rolled back automatically"))
+        {
+            return failures;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not rolled back within the window"
         );
     }
 }

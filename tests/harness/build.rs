@@ -10,7 +10,6 @@
 //! and zig.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -112,8 +111,7 @@ fn ident(name: &str) -> String {
 }
 
 fn build_workspace(manifest: &Path, target_dir: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = wedge_toolchains::guest_cargo()
         .args([
             "build",
             "--locked",
@@ -125,12 +123,6 @@ fn build_workspace(manifest: &Path, target_dir: &Path) {
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir)
-        // The host build's flags and wrappers are not for the guests.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .status()
         .expect("cannot run cargo");
     assert!(

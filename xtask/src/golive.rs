@@ -123,25 +123,9 @@ pub fn bench(options: &Options, modules: &Path) -> Result<(), String> {
 
     let (server, port, admin) = start_with_admin(&wedge, "golive", "", "", "", |_| Ok(()))?;
     let (addr, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
-    wait_for(
-        "the node",
-        Instant::now(),
-        Duration::from_millis(50),
-        || get(&admin, "/readyz?all=1", READ_TIMEOUT).and_then(|r| status(&r)) == Some(200),
-    )?;
-    // Every function serving is not the end of start-up: the examples'
-    // optimized compiles (seconds each for the Go ones) still run, and the
-    // first landing would compete with them. Wait until all are on
-    // optimized code.
-    wait_for(
-        "the examples' optimized code",
-        Instant::now(),
-        Duration::from_millis(50),
-        || {
-            get(&admin, "/v1/functions", READ_TIMEOUT)
-                .is_some_and(|body| !body.contains("\"tier\":\"baseline\""))
-        },
-    )?;
+    // `start_with_admin` returned once every example serves on optimized
+    // code: the Go ones' optimized compiles (seconds each) would otherwise
+    // compete with the first landing.
     let functions = root().join("target/bench/golive/functions");
 
     println!(

@@ -18,6 +18,23 @@ use tokio::time::Instant;
 use super::connect::{ConnectFailure, Expires};
 use super::{CallError, OriginClient};
 use crate::config::origins::{Host, Scheme};
+use crate::telemetry::Telemetry;
+
+/// Time a guest keeps to answer after a call that ran into the request's deadline.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Headers the host sets from the URL and the body, or that belong to one
+/// connection: a guest does not send them.
+pub const HOST_HEADERS: [header::HeaderName; 8] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::TE,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+];
 
 /// What the guest asked to send.
 pub struct Call {
@@ -69,6 +86,41 @@ impl OriginClient {
                     scheme = url.scheme_str().unwrap_or_default()
                 ))
             })
+    }
+
+    /// When a call made now must end: `[outbound] timeout` from now, and a
+    /// little before `request_deadline`, so the guest hears `timeout` while
+    /// it can still answer.
+    pub fn call_deadline(&self, request_deadline: Instant) -> Instant {
+        (Instant::now() + self.node.config.timeout.0).min(
+            request_deadline
+                .checked_sub(ANSWER_MARGIN)
+                .unwrap_or(request_deadline),
+        )
+    }
+
+    /// [`Self::send`], timed, and counted under `function` and `origin` (the
+    /// `outbound` entry that allows it, when one does) by its status or
+    /// error; with how long it took.
+    pub async fn send_counted(
+        &self,
+        call: Call,
+        deadline: Instant,
+        telemetry: &Telemetry,
+        function: &str,
+        origin: Option<&Arc<str>>,
+    ) -> (Result<Opened, CallError>, std::time::Duration) {
+        let started = Instant::now();
+        let result = self.send(call, deadline).await;
+        let took = started.elapsed();
+        if let Some(origin) = origin {
+            let status = match &result {
+                Ok(r) => r.status.as_str().to_string(),
+                Err(e) => e.label().to_string(),
+            };
+            telemetry.record_outbound(function, origin, status, took);
+        }
+        (result, took)
     }
 
     /// Sends `call`; the response's head is back by `deadline`.

@@ -12,19 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 use tokio::time::Instant;
 use wasmtime::{Caller, Linker};
 
-use super::call::{Call, Opened};
+use super::call::{Call, HOST_HEADERS, Opened};
 use super::{CallError, OriginClient};
 use crate::kv::memory::{self, memory};
 use crate::kv::status::{NOT_FOUND, OK};
 use crate::telemetry::Telemetry;
-
-/// Time a guest keeps to answer after a call that ran into the request's deadline.
-const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 
 /// `http_send` flags: follow redirects.
 const FOLLOW_REDIRECTS: i32 = 1;
@@ -34,19 +31,6 @@ const MAX_URL: usize = 8 << 10;
 
 /// Largest header block a guest may send.
 const MAX_HEADERS: usize = 64 << 10;
-
-/// Headers the host sets from the URL and the body, or that belong to one
-/// connection; a guest that sends one gets `invalid`.
-const HOST_HEADERS: [HeaderName; 8] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-    header::TE,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::TRAILER,
-];
 
 /// A request's outbound calls.
 pub struct OutboundCtx {
@@ -137,23 +121,17 @@ impl OutboundCtx {
         let slot = self.slot(config.max_per_request)?;
         self.calls += 1;
         let origin = client.origin_of(&call.url).ok();
-        let deadline = (Instant::now() + config.timeout.0).min(
-            self.deadline
-                .checked_sub(ANSWER_MARGIN)
-                .unwrap_or(self.deadline),
-        );
-        let started = Instant::now();
-        let result = client.send(call, deadline).await;
-        let took = started.elapsed();
+        let deadline = client.call_deadline(self.deadline);
+        let (result, took) = client
+            .send_counted(
+                call,
+                deadline,
+                &self.telemetry,
+                &self.function,
+                origin.as_ref(),
+            )
+            .await;
         self.spent += took;
-        if let Some(origin) = &origin {
-            let status = match &result {
-                Ok(r) => r.status.as_str().to_string(),
-                Err(e) => e.label().to_string(),
-            };
-            self.telemetry
-                .record_outbound(&self.function, origin, status, took);
-        }
         let opened = result?;
         let status = opened.status.as_u16();
         self.open[slot] = Some(opened);

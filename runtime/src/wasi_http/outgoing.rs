@@ -8,20 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::header;
 use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use crate::outbound::call::{Call, Opened};
+use crate::outbound::call::{Call, HOST_HEADERS, Opened};
 use crate::outbound::{CallError, OriginClient};
 use crate::telemetry::Telemetry;
-
-/// Time a component keeps to answer after a call that ran into the
-/// request's deadline.
-const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Body bytes handed to the component at a time.
 const CHUNK: usize = 64 << 10;
@@ -29,19 +24,6 @@ const CHUNK: usize = 64 << 10;
 /// Largest request body a component may send; it is read whole before the
 /// call goes out.
 pub const MAX_REQUEST_BODY: usize = 1 << 20;
-
-/// Headers the host sets from the URL and the body, or that belong to one
-/// connection: dropped from what a component sends.
-const HOST_HEADERS: [header::HeaderName; 8] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-    header::TE,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::TRAILER,
-];
 
 /// A request's outbound calls from a component.
 pub struct Outgoing {
@@ -103,19 +85,12 @@ impl Outgoing {
         let deadline = self.deadline;
         async move {
             let (client, origin, permit) = admitted.map_err(|e| to_http_error(&e))?;
-            let config = client.config();
-            let deadline = (Instant::now() + config.timeout.0)
-                .min(deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline));
+            let deadline = client.call_deadline(deadline);
             let call = call_of(request).await?;
-            let started = Instant::now();
-            let result = client.send(call, deadline).await;
-            let took = started.elapsed();
+            let (result, took) = client
+                .send_counted(call, deadline, &telemetry, &function, Some(&origin))
+                .await;
             spent.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-            let status = match &result {
-                Ok(r) => r.status.as_str().to_string(),
-                Err(e) => e.label().to_string(),
-            };
-            telemetry.record_outbound(&function, &origin, status, took);
             let opened = result.map_err(|e| to_http_error(&e))?;
             Ok((
                 response_of(opened, permit),
@@ -171,6 +146,7 @@ async fn call_of(request: http::Request<WasiBody>) -> wasmtime_wasi_http::Result
         // The component broke its body off.
         Err(_) => return Err(HttpError::HttpProtocolError),
     };
+    // The host sets these itself, from the URL and the body.
     let mut headers = parts.headers;
     for name in &HOST_HEADERS {
         headers.remove(name);

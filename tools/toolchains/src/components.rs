@@ -40,8 +40,7 @@ pub fn cargo_components(
     if names.is_empty() {
         return Ok(());
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = crate::guest_cargo();
     cmd.args(["build", "--locked", "--release", "--target", RUST_TARGET])
         .arg("--manifest-path")
         .arg(manifest)
@@ -49,16 +48,6 @@ pub fn cargo_components(
         .arg(target_dir);
     for name in names {
         cmd.args(["-p", name]);
-    }
-    // The host build's flags and wrappers are not for the guests.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
     }
     crate::run(
         cmd,

@@ -133,6 +133,22 @@ pub fn build_go_and_c_examples(root: &Path, out: &Path) -> Result<Vec<String>, S
     Ok(built)
 }
 
+/// `cargo` for building guests from a build script or xtask: without the
+/// host build's flags, target and wrappers, which are not for the guests.
+pub fn guest_cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Installs Go and zig from PyPI when either is missing.
 pub fn ensure() -> Result<(), String> {
     if present() {
