@@ -1,6 +1,9 @@
-//! The per-request path for `examples/hello`, without HTTP: build the WAGI
-//! environment, instantiate from the pre-linked module, run `_start`, parse the
-//! CGI output. `cargo bench -p wedge --bench request_path`.
+//! The per-request path without HTTP, `cargo bench -p wedge --bench
+//! request_path`:
+//! - `examples/hello`: build the WAGI environment, instantiate from the
+//!   pre-linked module, run `_start`, parse the CGI output;
+//! - `examples/http-hello`: instantiate the wasi:http component from its
+//!   pre-linked `ProxyPre`, call `handle`, read the response it sets.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use wedge::component::{self, HttpInvocation};
 use wedge::config::Durability;
 use wedge::engine::WasmEngine;
 use wedge::function::{Handler, Settings, Version};
@@ -19,6 +23,7 @@ use wedge::registry::loader;
 use wedge::stdio::GuestLog;
 use wedge::telemetry::Telemetry;
 use wedge::wagi::{self, RequestInfo};
+use wedge::wasi_http::outgoing::Outgoing;
 
 /// The allocator the `wedge` binary uses.
 #[global_allocator]
@@ -99,6 +104,35 @@ fn request_path(c: &mut Criterion) {
             let (response, _) = runtime.block_on(instance::run(
                 &engine,
                 (code, version.compiled.tier),
+                &settings,
+                invocation,
+            ));
+            black_box(response.unwrap().body)
+        })
+    });
+
+    let bytes = std::fs::read(wedge_test_harness::examples::HTTP_HELLO).unwrap();
+    let compiled = loader::compile(&engine, &bytes, wedge::engine::Tier::Optimized).unwrap();
+    let Handler::Http(pre) = &compiled.handler else {
+        unreachable!("http-hello is a wasi:http component")
+    };
+    c.bench_function("http-hello: instantiate, handle, read the response", |b| {
+        b.iter(|| {
+            let deadline = tokio::time::Instant::now() + settings.timeout;
+            let invocation = HttpInvocation {
+                request: http::Request::get("http://127.0.0.1:8080/http-hello?name=edge")
+                    .header("host", "127.0.0.1:8080")
+                    .header("user-agent", "wrk")
+                    .body(Bytes::new())
+                    .unwrap(),
+                log: GuestLog::new(function.clone(), label.clone(), id.clone()),
+                deadline,
+                outgoing: Outgoing::new(None, function.clone(), telemetry.clone(), deadline),
+                kv: KvCtx::new(kv.clone(), settings.kv.clone(), telemetry.clone()),
+            };
+            let (response, _) = runtime.block_on(component::run(
+                &engine,
+                (pre, compiled.tier),
                 &settings,
                 invocation,
             ));

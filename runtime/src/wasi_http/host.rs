@@ -110,6 +110,14 @@ impl WasiView for ProxyHost {
     }
 }
 
+/// `wasi:io` (streams, pollables, errors) needs only the resource table, not
+/// the WASI context (see [`super::link`]).
+impl wasmtime_wasi_io::IoView for ProxyHost {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiHttpView for ProxyHost {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {

@@ -7,6 +7,7 @@
 //!   anything is compiled.
 //! - [`keyvalue`]: `wasi:keyvalue` and `wedge:keyvalue/bounded` on the
 //!   node's stores.
+//! - [`link`]: the WASI 0.2 interfaces, `wasi:io` on the table alone.
 //! - [`log`]: the component's stdout and stderr, into the request's log.
 //! - [`outgoing`]: `wasi:http/outgoing-handler` through the function's
 //!   `outbound` list and pool.
@@ -14,6 +15,7 @@
 pub mod host;
 pub mod imports;
 pub mod keyvalue;
+pub mod link;
 pub mod log;
 pub mod outgoing;
 
@@ -24,7 +26,7 @@ pub use host::ProxyHost;
 /// with nothing opened, sockets with every address refused),
 /// `wasi:http`'s types and outgoing handler, and the key-value stores.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<ProxyHost>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    link::add_wasi(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     keyvalue::add_to_linker(linker)
 }

@@ -403,11 +403,14 @@ impl Drop for StoreCode {
 
 /// A wrapper for a Module together with a StoreCode. Allows fetching
 /// code pointers, ready to call.
+// wedge: unused but by guest debugging, now that funcrefs skip it.
+#[cfg_attr(not(feature = "debug"), allow(dead_code))]
 pub struct ModuleWithCode<'a> {
     module: &'a Module,
     store_code: &'a StoreCode,
 }
 
+#[cfg_attr(not(feature = "debug"), allow(dead_code))]
 impl<'a> ModuleWithCode<'a> {
     /// Find the StoreCode in a given store for a module and wrap it
     /// up with that module, ready to compute code pointers.
@@ -434,5 +437,11 @@ impl<'a> ModuleWithCode<'a> {
     pub fn function(&self, key: FuncKey) -> &[u8] {
         let range = self.module.compiled_module().function_range(key);
         &self.store_code.text()[range]
+    }
+
+    /// wedge: the text section the store runs.
+    #[cfg(feature = "debug")]
+    pub fn text(&self) -> &'a [u8] {
+        self.store_code.text()
     }
 }

@@ -12,7 +12,8 @@ use core::ops::Range;
 use core::str;
 use wasmtime_environ::{
     CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, FilePos, FuncIndex, FuncKey,
-    FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex, StaticModuleIndex,
+    FuncRefIndex, FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex,
+    StaticModuleIndex, packed_option::ReservedValue,
 };
 
 /// A compiled wasm module, ready to be instantiated.
@@ -25,6 +26,11 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// wedge: by `FuncRefIndex`, where a defined function that escapes
+    /// starts in the text section: its array-to-wasm trampoline and its
+    /// wasm code. Found once here; every instantiation that takes a funcref
+    /// (a table entry, an export another instance imports) reads it.
+    func_ref_starts: Vec<(u32, u32)>,
 }
 
 impl CompiledModule {
@@ -58,10 +64,44 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            func_ref_starts: Vec::new(),
         };
+        ret.func_ref_starts = ret.find_func_ref_starts();
         ret.register_profiling(profiler)?;
 
         Ok(ret)
+    }
+
+    /// wedge: see `func_ref_starts`.
+    fn find_func_ref_starts(&self) -> Vec<(u32, u32)> {
+        let module = &self.module;
+        let mut starts = vec![(u32::MAX, u32::MAX); module.num_escaped_funcs];
+        for (index, func) in module.functions.iter() {
+            if func.func_ref.is_reserved_value() {
+                continue;
+            }
+            let Some(def) = module.defined_func_index(index) else {
+                continue;
+            };
+            let start = |key| self.index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+            starts[func.func_ref.as_u32() as usize] = (
+                start(FuncKey::ArrayToWasmTrampoline(self.module_index(), def)),
+                start(FuncKey::DefinedWasmFunction(self.module_index(), def)),
+            );
+        }
+        starts
+    }
+
+    /// wedge: where the defined function whose funcref is `func_ref` starts:
+    /// its array-to-wasm trampoline and its wasm code.
+    #[inline]
+    pub fn func_ref_starts(&self, func_ref: FuncRefIndex) -> (u32, u32) {
+        let starts = self.func_ref_starts[func_ref.as_u32() as usize];
+        assert!(
+            starts.0 != u32::MAX && starts.1 != u32::MAX,
+            "defined function should be present"
+        );
+        starts
     }
 
     fn register_profiling(&mut self, profiler: &dyn ProfilingAgent) -> Result<()> {

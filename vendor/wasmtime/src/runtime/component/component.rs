@@ -99,6 +99,11 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// wedge: where each trampoline's wasm-call and array-call code starts in
+    /// the text section, by `TrampolineIndex`, looked up once here instead of
+    /// twice per trampoline at every instantiation.
+    trampoline_starts: Box<[(u32, u32)]>,
 }
 
 impl fmt::Debug for Component {
@@ -471,6 +476,21 @@ impl Component {
             [ValType::I32],
         ));
 
+        let trampoline_starts = info
+            .component
+            .trampolines
+            .keys()
+            .map(|idx| {
+                let start = |abi| {
+                    index
+                        .func_loc(FuncKey::ComponentTrampoline(abi, idx))
+                        .expect("every trampoline is compiled")
+                        .start
+                };
+                (start(Abi::Wasm), start(Abi::Array))
+            })
+            .collect();
+
         Ok(Component {
             inner: Arc::new(ComponentInner {
                 id: CompiledModuleId::new(),
@@ -482,6 +502,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampoline_starts,
             }),
         })
     }
@@ -518,14 +539,11 @@ impl Component {
     }
 
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
+        // wedge: from the starts computed at load (see `trampoline_starts`).
+        let (wasm, array) = self.inner.trampoline_starts[index.as_u32() as usize];
+        let text = self.engine_code().text();
+        let wasm_call = NonNull::from(&text[wasm as usize..]).cast();
+        let array_call = NonNull::from(&text[array as usize..]).cast();
         AllCallFuncPointers {
             wasm_call,
             array_call,

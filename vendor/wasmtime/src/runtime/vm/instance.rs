@@ -2,6 +2,8 @@
 //! wasm module (except its callstack and register state). An
 //! `InstanceHandle` is a reference-counting handle for an `Instance`.
 
+// wedge: only guest debugging looks up a store's own copy of the code.
+#[cfg(feature = "debug")]
 use crate::code::ModuleWithCode;
 use crate::module::ModuleRegistry;
 use crate::prelude::*;
@@ -880,18 +882,19 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        let func_ref = func.func_ref;
+        // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
+            self.initialize_and_return_funcref(registry, type_index, vmctx_offset, |module, text| {
+                // wedge: where the code starts, found once at load, instead
+                // of two function-table lookups per funcref per instantiation.
+                let (array_to_wasm, wasm) = module.compiled_module().func_ref_starts(func_ref);
+                (
+                    NonNull::from(&text[array_to_wasm as usize..]).cast(),
+                    NonNull::from(&text[wasm as usize..]).cast(),
+                )
+            })
         }
     }
 
@@ -912,13 +915,13 @@ impl Instance {
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
+            self.initialize_and_return_funcref(registry, type_index, vmctx_offset, |module, text| {
+                let code = module.compiled_module();
+                (
+                    NonNull::from(&text[code.function_range(array_to_wasm_key)]).cast(),
+                    NonNull::from(&text[code.function_range(wasm_key)]).cast(),
+                )
+            })
         }
     }
 
@@ -936,8 +939,9 @@ impl Instance {
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        // wedge: where the function's array-to-wasm and wasm code start,
+        // given its module and the text section its store runs.
+        locate: impl FnOnce(&crate::Module, &[u8]) -> (NonNull<u8>, NonNull<u8>),
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -960,26 +964,27 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
+        let module = self
+            .runtime_module()
+            .expect("funcref impossible in fake module");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        // wedge: a store runs a private copy of the code only when guest
+        // debugging is built in; otherwise it runs the module's own text
+        // section, and the registry lookup per funcref is skipped.
+        #[cfg(feature = "debug")]
+        let module_with_code =
+            ModuleWithCode::in_store(registry, module).expect("module not in store");
+        #[cfg(feature = "debug")]
+        let text = module_with_code.text();
+        #[cfg(not(feature = "debug"))]
+        let text = {
+            let _ = registry;
+            module.engine_code().text()
+        };
 
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        let (array_call, wasm_call) = locate(module, text);
+        let array_call = VmPtr::from(array_call.cast());
+        let wasm_call = Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 

@@ -276,81 +276,113 @@ pub unsafe fn reset_with_pagemap(
         },
     };
 
-    // For now use a fixed set of regions on the stack, but in the future this
-    // may want to use a dynamically allocated vector for more regions for
-    // example.
+    // wedge: the scan runs in rounds of at most `REGIONS_PER_SCAN` regions,
+    // continuing from where the kernel stopped while a round comes back full,
+    // up to `MAX_REGIONS` regions in all.
     //
-    // wedge: 512 instead of 32 regions. A Go guest's request dirties pages
-    // scattered across its data, heap and span metadata, far more than 32
-    // disjoint runs of them. With 32, every page past the 32nd run was
-    // decommitted at each reset and faulted back in at the next request, a
-    // TLB shootdown each: 18 faults and 13 flushes per request, and a Go
-    // hello served 8k req/s. With 512 it takes none and serves 20k req/s
-    // (see wedge's docs/performance.md). 512 regions are 12 KiB of stack.
-    const MAX_REGIONS: usize = 512;
-    let mut storage = [MaybeUninit::uninit(); MAX_REGIONS];
-
-    let scan_arg = PageMapScanBuilder::new(ptr::slice_from_raw_parts(ptr, len.byte_count()))
-        .max_pages(keep_resident.byte_count() / host_page_size)
-        // We specifically want pages that are NOT backed by the zero page or
-        // backed by files. Such pages mean that they haven't changed from their
-        // original contents, so they're inverted.
-        .category_inverted(Categories::PFNZERO | Categories::FILE)
-        // Search for pages that are written and present as those are the dirty
-        // pages. Additionally search for the zero page/file page as those are
-        // inverted above meaning we're searching for pages that specifically
-        // don't have those flags.
-        .category_mask(
-            Categories::WRITTEN | Categories::PRESENT | Categories::PFNZERO | Categories::FILE,
-        )
-        // Don't return any categories back. This helps group regions together
-        // since the reported set of categories is always empty and we otherwise
-        // aren't looking for anything in particular.
-        .return_mask(Categories::empty())
-        .build(&mut storage);
-
-    // SAFETY: this should be a safe ioctl as we control the fd we're operating
-    // on plus all of `scan_arg`, but this relies on `Ioctl` below being the
-    // correct implementation and such.
-    let result = match unsafe { ioctl(&pagemap.0, scan_arg) } {
-        Ok(result) => result,
-
-        // If the ioctl fails for whatever reason, we at least tried, so fall
-        // back to the default behavior.
-        //
-        // SAFETY: the safety requirement of
-        // `pagemap_disabled::reset_with_pagemap` is the same as this function.
-        Err(err) => unsafe {
-            log::warn!("failed pagemap scan {err}");
-            return crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
-                None,
-                ptr,
-                len,
-                keep_resident,
-                reset_manually,
-                decommit,
-            );
-        },
-    };
-
-    // For all regions that were written in the scan reset them manually, then
-    // afterwards decommit everything else.
+    // The kernel copies each round's regions through a bounce buffer of
+    // `vec_len` entries (24 bytes each), capped at 512. wasmtime asked for 32
+    // regions, which decommitted every page past the 32nd run at each reset:
+    // a Go guest dirties far more runs than that, and faulted them back in at
+    // its next request, a TLB shootdown each (18 faults and 13 flushes per
+    // request, and a Go hello served 8k req/s; 20k req/s with 512 regions).
+    // But a 512-entry buffer is 12 KiB, which the kernel takes from the page
+    // allocator on every call instead of its 8 KiB slab cache: 341 entries
+    // fit the slab. A Rust or C guest dirties a few runs and takes one round;
+    // a Go guest takes a second when it dirties more than 341.
+    const REGIONS_PER_SCAN: usize = 341;
+    const MAX_REGIONS: usize = 4096;
+    let mut storage = [MaybeUninit::uninit(); REGIONS_PER_SCAN];
+    let end = ptr.wrapping_add(len.byte_count());
+    let mut scan_from: *const u8 = ptr;
+    let mut pages_left = keep_resident.byte_count() / host_page_size;
+    let mut regions_found = 0;
     let mut bytes_resident = 0;
-    for region in result.regions() {
-        // SAFETY: we're relying on Linux to pass in valid region ranges within
-        // the `ptr/len` we specified to the original syscall.
-        unsafe {
-            reset_manually(&mut *region.region().cast_mut());
+
+    let walk_end = loop {
+        let scan_len = end.addr() - scan_from.addr();
+        let scan_arg = PageMapScanBuilder::new(ptr::slice_from_raw_parts(scan_from, scan_len))
+            .max_pages(pages_left)
+            // We specifically want pages that are NOT backed by the zero page or
+            // backed by files. Such pages mean that they haven't changed from their
+            // original contents, so they're inverted.
+            .category_inverted(Categories::PFNZERO | Categories::FILE)
+            // Search for pages that are written and present as those are the dirty
+            // pages. Additionally search for the zero page/file page as those are
+            // inverted above meaning we're searching for pages that specifically
+            // don't have those flags.
+            .category_mask(
+                Categories::WRITTEN | Categories::PRESENT | Categories::PFNZERO | Categories::FILE,
+            )
+            // Don't return any categories back. This helps group regions together
+            // since the reported set of categories is always empty and we otherwise
+            // aren't looking for anything in particular.
+            .return_mask(Categories::empty())
+            .build(&mut storage);
+
+        // SAFETY: this should be a safe ioctl as we control the fd we're operating
+        // on plus all of `scan_arg`, but this relies on `Ioctl` below being the
+        // correct implementation and such.
+        let result = match unsafe { ioctl(&pagemap.0, scan_arg) } {
+            Ok(result) => result,
+
+            // If the ioctl fails for whatever reason, we at least tried, so fall
+            // back to the default behavior for what this scan has not reached.
+            //
+            // SAFETY: the safety requirement of
+            // `pagemap_disabled::reset_with_pagemap` is the same as this function,
+            // and `scan_from..end` lies within `ptr..ptr+len`.
+            Err(err) => unsafe {
+                log::warn!("failed pagemap scan {err}");
+                let rest = HostAlignedByteCount::new(scan_len)
+                    .expect("the scan starts on a page boundary");
+                return bytes_resident
+                    + crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
+                        None,
+                        scan_from.cast_mut(),
+                        rest,
+                        HostAlignedByteCount::new(pages_left * host_page_size)
+                            .expect("whole pages")
+                            .min(rest),
+                        reset_manually,
+                        decommit,
+                    );
+            },
+        };
+
+        // For all regions that were written in the scan reset them manually,
+        // then afterwards decommit everything else.
+        for region in result.regions() {
+            // SAFETY: we're relying on Linux to pass in valid region ranges within
+            // the `ptr/len` we specified to the original syscall.
+            unsafe {
+                reset_manually(&mut *region.region().cast_mut());
+            }
+            bytes_resident += region.len();
+            pages_left = pages_left.saturating_sub(region.len() / host_page_size);
         }
-        bytes_resident += region.len();
-    }
+        regions_found += result.regions().len();
+
+        // A round that came back full may have stopped short of the end only
+        // for want of room: scan on from where it stopped.
+        let walk_end = result.walk_end();
+        if result.regions().len() < REGIONS_PER_SCAN
+            || walk_end.addr() >= end.addr()
+            || walk_end.addr() <= scan_from.addr()
+            || pages_left == 0
+            || regions_found >= MAX_REGIONS
+        {
+            break walk_end;
+        }
+        scan_from = walk_end;
+    };
 
     // Report everything after `walk_end` to the end of memory as memory that
     // must be decommitted as the scan didn't reach it. Note that if `walk_end`
     // is already at the end of memory then the byte size of the decommitted
     // memory here will be 0 meaning that this is a noop.
-    let scan_size = result.walk_end().addr() - ptr.addr();
-    decommit(result.walk_end().cast_mut(), len.byte_count() - scan_size);
+    let scan_size = walk_end.addr() - ptr.addr();
+    decommit(walk_end.cast_mut(), len.byte_count() - scan_size);
 
     bytes_resident
 }

@@ -464,20 +464,28 @@ impl ModuleAffinityIndexAllocator {
     /// acquisition per shard to reduce contention when a decommit-queue
     /// flush returns a whole batch of slots at once.
     pub(crate) fn free_many(&self, items: impl IntoIterator<Item = (SlotId, usize)>) {
-        let mut per_shard: smallvec::SmallVec<[smallvec::SmallVec<[(SlotId, usize); 8]>; 16]> =
-            (0..self.shards.len()).map(|_| Default::default()).collect();
-        for (index, bytes_resident) in items {
-            let (shard, local) = self.shard_of(index);
-            per_shard[shard.index()].push((local, bytes_resident));
-        }
-        for (shard, items) in per_shard.into_iter().enumerate() {
-            if items.is_empty() {
-                continue;
-            }
-            let mut inner = self.shard(ShardId::from_index(shard)).lock().unwrap();
-            for (local, bytes_resident) in items {
-                Self::free_locked(&mut inner, local, bytes_resident);
-            }
+        // wedge: the slots are gathered in one flat list and freed in its
+        // order, taking a shard's lock once per run of its slots. A batch is
+        // a handful of slots, nearly always of one shard. wasmtime built a
+        // list per shard, 16 lists of 8 inline, 2 KiB copied at every flush.
+        let items: smallvec::SmallVec<[(ShardId, SlotId, usize); 8]> = items
+            .into_iter()
+            .map(|(index, bytes_resident)| {
+                let (shard, local) = self.shard_of(index);
+                (shard, local, bytes_resident)
+            })
+            .collect();
+        let mut locked = None;
+        for (shard, local, bytes_resident) in items {
+            let inner = match &mut locked {
+                Some((held, inner)) if *held == shard => inner,
+                _ => {
+                    // Release the lock held, if any, before taking the next.
+                    locked = None;
+                    &mut locked.insert((shard, self.shard(shard).lock().unwrap())).1
+                }
+            };
+            Self::free_locked(inner, local, bytes_resident);
         }
     }
 

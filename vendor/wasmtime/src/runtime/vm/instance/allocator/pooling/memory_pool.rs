@@ -497,17 +497,22 @@ impl MemoryPool {
         &self,
         items: impl Iterator<Item = (MemoryAllocationIndex, Option<MemoryImageSlot>, usize)>,
     ) {
-        let mut per_stripe: smallvec::SmallVec<[smallvec::SmallVec<[(SlotId, usize); 8]>; 16]> = (0
-            ..self.stripes.len())
-            .map(|_| Default::default())
+        // wedge: one flat list of the slots, then one call per stripe that
+        // has any (see `ModuleAffinityIndexAllocator::free_many`).
+        let items: smallvec::SmallVec<[(usize, SlotId, usize); 8]> = items
+            .map(|(allocation_index, image, bytes_resident)| {
+                let (stripe_index, slot_id) = self.return_slot(allocation_index, image);
+                (stripe_index, slot_id, bytes_resident)
+            })
             .collect();
-        for (allocation_index, image, bytes_resident) in items {
-            let (stripe_index, slot_id) = self.return_slot(allocation_index, image);
-            per_stripe[stripe_index].push((slot_id, bytes_resident));
-        }
-        for (stripe, items) in self.stripes.iter().zip(per_stripe) {
-            if !items.is_empty() {
-                stripe.allocator.free_many(items);
+        for (index, stripe) in self.stripes.iter().enumerate() {
+            if items.iter().any(|(s, ..)| *s == index) {
+                stripe.allocator.free_many(
+                    items
+                        .iter()
+                        .filter(|(s, ..)| *s == index)
+                        .map(|&(_, slot, bytes_resident)| (slot, bytes_resident)),
+                );
             }
         }
     }
