@@ -29,7 +29,8 @@
 //! has measured 103k–160k req/s here), so a ratio is taken within each round
 //! and the table reports the median round.
 //!
-//! Options: `--duration 10s`, `--connections 32`, `--threads 2`, `--rounds 3`,
+//! Options: `--duration 10s`, `--connections 32`, `--threads 2`, `--rounds 3`
+//! (5 for `components`),
 //! and `--baseline <wedge binary>`: a build of an earlier commit, measured on
 //! the hello scenario (and on reservations with `sync`) in the same rounds, to compare a change with what it
 //! changes (`git worktree add ../base <commit>` and build it there).
@@ -72,8 +73,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         o.scenario = it.next().unwrap().clone();
     }
     // Deploys are timed one by one, not by wrk: twenty of them by default.
-    if o.scenario == "deploy" {
-        o.rounds = 20;
+    // `components` judges wedge against another server, whose rounds swing
+    // as much as the node's: five rounds give its median room.
+    match o.scenario.as_str() {
+        "deploy" => o.rounds = 20,
+        "components" => o.rounds = 5,
+        _ => {}
     }
     while let Some(flag) = it.next() {
         let value = it
