@@ -356,7 +356,7 @@ impl Control {
             self.compile_in_background(job);
         }
         let (changed, stats) = (reloaded.changed, reloaded.stats);
-        if changed.is_empty() {
+        if changed.is_empty() && !reloaded.starting_changed {
             return changed;
         }
         // What is about to serve is the last good state to fall back on

@@ -29,6 +29,9 @@ pub enum HostError {
     /// The function has no version that compiled.
     #[error("function has no loadable version")]
     NoVersion,
+    /// The function's first code is still compiling: it serves shortly.
+    #[error("function starting, its code still compiling")]
+    Starting,
     /// The client did not send its body in time.
     #[error("request body not received in time")]
     BodyTimeout,
@@ -68,6 +71,10 @@ impl HostError {
                 (StatusCode::SERVICE_UNAVAILABLE, "overloaded, retry shortly")
             }
             Self::NoVersion => (StatusCode::SERVICE_UNAVAILABLE, "function unavailable"),
+            Self::Starting => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "function starting, retry shortly",
+            ),
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request body timeout"),
             Self::BadBody => (StatusCode::BAD_REQUEST, "bad request body"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),

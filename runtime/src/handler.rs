@@ -265,9 +265,17 @@ impl App {
 
         let snapshot = self.snapshot.load();
         let host = wagi::host_of(parts).map(|h| wagi::split_host_port(h).0);
-        let function: &Arc<Function> = snapshot
-            .route(host, parts.uri.path())
-            .ok_or(HostError::NoRoute)?;
+        let Some(function) = snapshot.route(host, parts.uri.path()) else {
+            // A function whose first code is still compiling (a node just
+            // started, or a function just added) will serve: retry, not 404.
+            return Err(match snapshot.starting(host, parts.uri.path()) {
+                Some(starting) => {
+                    served.function = Some(starting.name.clone());
+                    HostError::Starting
+                }
+                None => HostError::NoRoute,
+            });
+        };
         served.function = Some(function.name.clone());
         let version = rollout::choose(function, &parts.headers)
             .cloned()

@@ -14,6 +14,22 @@ pub struct Snapshot {
     routes: Vec<Arc<Function>>,
     /// The same functions by name, for the admin API and for reloads.
     by_name: BTreeMap<Arc<str>, Arc<Function>>,
+    /// Functions that serve nothing yet, their first code still compiling,
+    /// in the same order as `routes`: a request for one is told to retry
+    /// (503) instead of that no such function exists (404).
+    starting: Vec<Starting>,
+}
+
+/// A function in the functions directory that serves nothing yet: no version
+/// its deployment names has compiled code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Starting {
+    /// The function's name.
+    pub name: Arc<str>,
+    /// Its route, normalized.
+    pub route: String,
+    /// Its host, if its route is host-specific.
+    pub host: Option<String>,
 }
 
 /// Two functions claim the same route.
@@ -33,7 +49,11 @@ pub struct RouteClash {
 impl Snapshot {
     /// Builds a snapshot, refusing any function whose route another one has.
     /// Functions are taken in the given order; a clash refuses the later one.
-    pub fn build(functions: Vec<Arc<Function>>) -> (Self, Vec<RouteClash>) {
+    /// `starting` lists the functions that serve nothing yet.
+    pub fn build(
+        functions: Vec<Arc<Function>>,
+        mut starting: Vec<Starting>,
+    ) -> (Self, Vec<RouteClash>) {
         let mut clashes = Vec::new();
         let mut by_name = BTreeMap::new();
         let mut routes: Vec<Arc<Function>> = Vec::with_capacity(functions.len());
@@ -53,24 +73,38 @@ impl Snapshot {
             by_name.insert(f.name.clone(), f.clone());
             routes.push(f);
         }
-        routes.sort_by(|a, b| {
-            b.route
-                .len()
-                .cmp(&a.route.len())
-                .then(b.host.is_some().cmp(&a.host.is_some()))
-        });
-        (Self { routes, by_name }, clashes)
+        routes.sort_by(|a, b| match_order((&a.route, &a.host), (&b.route, &b.host)));
+        starting.retain(|s| !by_name.contains_key(&s.name));
+        starting.sort_by(|a, b| match_order((&a.route, &a.host), (&b.route, &b.host)));
+        (
+            Self {
+                routes,
+                by_name,
+                starting,
+            },
+            clashes,
+        )
     }
 
     /// The function serving `path` on `host`: the longest route that is a prefix of
     /// the path on a segment boundary.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Function>> {
-        self.routes.iter().find(|f| {
-            prefix_matches(&f.route, path)
-                && f.host
-                    .as_deref()
-                    .is_none_or(|h| host.is_some_and(|req| req.eq_ignore_ascii_case(h)))
-        })
+        self.routes
+            .iter()
+            .find(|f| serves(&f.route, f.host.as_deref(), host, path))
+    }
+
+    /// The function that will serve `path` on `host` once its first code has
+    /// compiled, when no serving function matches it.
+    pub fn starting(&self, host: Option<&str>, path: &str) -> Option<&Starting> {
+        self.starting
+            .iter()
+            .find(|s| serves(&s.route, s.host.as_deref(), host, path))
+    }
+
+    /// The functions that serve nothing yet.
+    pub fn starting_functions(&self) -> &[Starting] {
+        &self.starting
     }
 
     /// A function by name.
@@ -82,6 +116,24 @@ impl Snapshot {
     pub fn functions(&self) -> impl Iterator<Item = &Arc<Function>> {
         self.by_name.values()
     }
+}
+
+/// Longest route first; at equal length, host-specific routes first.
+fn match_order(
+    (a_route, a_host): (&String, &Option<String>),
+    (b_route, b_host): (&String, &Option<String>),
+) -> std::cmp::Ordering {
+    b_route
+        .len()
+        .cmp(&a_route.len())
+        .then(b_host.is_some().cmp(&a_host.is_some()))
+}
+
+/// Whether a function at `route` (on `route_host`, if any) serves `path` on
+/// the request's `host`.
+fn serves(route: &str, route_host: Option<&str>, host: Option<&str>, path: &str) -> bool {
+    prefix_matches(route, path)
+        && route_host.is_none_or(|h| host.is_some_and(|req| req.eq_ignore_ascii_case(h)))
 }
 
 /// `/foo` matches `/foo`, `/foo/` and `/foo/bar`, never `/foobar`.
@@ -108,6 +160,33 @@ pub fn normalize_route(route: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn starting(name: &str, route: &str, host: Option<&str>) -> Starting {
+        Starting {
+            name: name.into(),
+            route: route.into(),
+            host: host.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn starting_functions_match_as_routes_do() {
+        let (snapshot, clashes) = Snapshot::build(
+            Vec::new(),
+            vec![
+                starting("site", "/", None),
+                starting("api", "/api", None),
+                starting("shop", "/api", Some("shop.example")),
+            ],
+        );
+        assert!(clashes.is_empty());
+        assert!(snapshot.route(None, "/api/x").is_none());
+        let name = |host, path| snapshot.starting(host, path).map(|s| &*s.name);
+        assert_eq!(name(None, "/api/x"), Some("api"));
+        assert_eq!(name(Some("SHOP.example"), "/api"), Some("shop"));
+        assert_eq!(name(None, "/apix"), Some("site"));
+        assert_eq!(snapshot.starting_functions().len(), 3);
+    }
 
     #[test]
     fn prefixes_match_on_segment_boundaries() {

@@ -307,8 +307,9 @@ pub async fn baseline_code_serves_until_optimized_code_replaces_it() {
 }
 
 /// A start with functions the cache lacks serves at once: each function goes
-/// live when its code is ready, and `/readyz` counts those still pending
-/// (and with `?all=1` answers 503 until none is).
+/// live when its code is ready, its route answers 503 with `Retry-After`
+/// until then, and `/readyz` counts those still pending (and with `?all=1`
+/// answers 503 until none is).
 #[tokio::test(flavor = "multi_thread")]
 pub async fn init_slow() {
     let n = node()
@@ -329,8 +330,17 @@ pub async fn init_slow() {
         assert!(Instant::now() < deadline, "hello never served");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // hello serves while late's initializer is still asleep.
-    assert_eq!(get_status(n.addr(), "/late").await, 404);
+    // hello serves while late's initializer is still asleep; late's route
+    // says it is starting, to retry, rather than that nothing is there.
+    let early = n.get("/late/x").await;
+    assert_eq!(early.status, 503, "{}", early.text());
+    assert_eq!(early.header("retry-after"), Some("1"));
+    assert!(
+        early.text().starts_with("function starting, retry shortly"),
+        "{}",
+        early.text()
+    );
+    assert_eq!(get_status(n.addr(), "/nothing-here").await, 404);
     assert_eq!(ready("").await, (200, "ready\npending: 1\n".to_string()));
     let (status, text) = ready("?all=1").await;
     assert_eq!(status, 503, "{text}");

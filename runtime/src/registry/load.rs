@@ -17,7 +17,7 @@ use crate::engine::Tier;
 use crate::function::{Compiled, Function, Settings, Version};
 use crate::registry::loader;
 use crate::registry::natural::natural_cmp;
-use crate::router::normalize_route;
+use crate::router::{Starting, normalize_route};
 
 /// What became of one `<label>.wasm`.
 enum VersionLoad {
@@ -122,7 +122,11 @@ impl Registry {
         let compiles = jobs[jobs_before..].iter().map(|j| j.sha256.clone());
         self.note_wanted(name, named.chain(compiles).collect());
         if Function::serving_labels(&deployment).any(|l| compiling.contains(l)) {
-            return Outcome::Waiting;
+            return Outcome::Waiting(Starting {
+                name: name.into(),
+                route: route_of(name, &fconfig),
+                host: fconfig.host.clone(),
+            });
         }
         // A deployment whose versions do not load keeps the last good state: the
         // one serving, or at start-up the one remembered, if there is one.
@@ -199,7 +203,7 @@ impl Registry {
         };
         Function {
             name: name.into(),
-            route: normalize_route(fconfig.route.as_deref().unwrap_or(&format!("/{name}"))),
+            route: route_of(name, &fconfig),
             host: fconfig.host.clone(),
             settings,
             rollout: fconfig.rollout,
@@ -380,4 +384,9 @@ fn version_labels(dir: &Path) -> Result<Vec<String>, ConfigError> {
         .collect();
     labels.sort_by(|a, b| natural_cmp(a, b).then(a.cmp(b)));
     Ok(labels)
+}
+
+/// A function's route: its `function.toml`'s, or `/<name>`, normalized.
+fn route_of(name: &str, fconfig: &FunctionConfig) -> String {
+    normalize_route(fconfig.route.as_deref().unwrap_or(&format!("/{name}")))
 }

@@ -37,7 +37,7 @@ use crate::engine::{Tier, WasmEngine};
 use crate::function::Function;
 use crate::metrics::CounterVec;
 use crate::outbound::{OriginClient, Outbound};
-use crate::router::Snapshot;
+use crate::router::{Snapshot, Starting};
 use crate::telemetry::Telemetry;
 use cache::ModuleCache;
 use compiler::Compiler;
@@ -114,6 +114,9 @@ pub struct Reloaded {
     pub stats: LoadStats,
     /// Modules to compile; each function is reloaded again when its are done.
     pub jobs: Vec<CompileJob>,
+    /// The functions that serve nothing yet are not those of the snapshot
+    /// reloaded: swap this one in even if nothing in `changed` changed.
+    pub starting_changed: bool,
 }
 
 /// Turns the functions directory into snapshots.
@@ -158,8 +161,9 @@ enum Outcome {
     Loaded(Box<Function>, Vec<LoadFailure>),
     Removed,
     Failed(LoadFailure),
-    /// A version the deployment names is still compiling: nothing changes yet.
-    Waiting,
+    /// A version the deployment names is still compiling: nothing changes
+    /// yet. A function that serves nothing yet is starting, at this route.
+    Waiting(Starting),
 }
 
 impl Registry {
@@ -277,7 +281,13 @@ impl Registry {
             .map(|f| (f.name.clone(), f.clone()))
             .collect();
         let mut changed = Vec::new();
+        let mut starting: BTreeMap<Arc<str>, Starting> = current
+            .starting_functions()
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
         for name in names {
+            starting.remove(name.as_str());
             let old = functions.get(name.as_str()).cloned();
             let loaded = match self.load_function(name, old.as_deref(), &mut stats, &mut jobs) {
                 Outcome::Removed => {
@@ -289,7 +299,12 @@ impl Registry {
                     self.settle(name, Vec::new());
                     continue;
                 }
-                Outcome::Waiting => continue,
+                Outcome::Waiting(first) => {
+                    if old.is_none() {
+                        starting.insert(first.name.clone(), first);
+                    }
+                    continue;
+                }
                 Outcome::Failed(failure) => match old {
                     Some(_) => {
                         self.record(failure);
@@ -334,12 +349,17 @@ impl Registry {
             functions.insert(f.name.clone(), Arc::from(f));
             changed.push(name.clone());
         }
-        let (snapshot, _) = Snapshot::build(functions.into_values().collect());
+        let (snapshot, _) = Snapshot::build(
+            functions.into_values().collect(),
+            starting.into_values().collect(),
+        );
+        let starting_changed = snapshot.starting_functions() != current.starting_functions();
         Reloaded {
             snapshot,
             changed,
             stats,
             jobs,
+            starting_changed,
         }
     }
 
