@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
 use crate::handler::{App, ConnInfo};
-use crate::telemetry::CloseReason;
+use crate::telemetry::{CloseReason, Connections};
 
 pub use state::ConnState;
 pub use watchdog::{Timeouts, Verdict};
@@ -179,7 +179,9 @@ async fn serve_http<S>(
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, active)))
         }
     });
-    let ended = if http2 {
+    // Each branch counts how its connection ended before dropping it, so a
+    // client that sees the close and then reads the metrics finds it counted.
+    if http2 {
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_STREAMS)
@@ -188,7 +190,9 @@ async fn serve_http<S>(
             .max_send_buf_size(SEND_BUFFER)
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown).await
+        tokio::pin!(conn);
+        let ended = drive(conn.as_mut(), |c| c.graceful_shutdown(), watchdog, shutdown).await;
+        record(ended, &connections, info);
     } else {
         let conn = http1::Builder::new()
             // The watchdog times request heads, so that a keep-alive
@@ -196,8 +200,14 @@ async fn serve_http<S>(
             .header_read_timeout(None)
             .max_buf_size(settings.max_header_bytes.max(8192))
             .serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), watchdog, shutdown).await
-    };
+        tokio::pin!(conn);
+        let ended = drive(conn.as_mut(), |c| c.graceful_shutdown(), watchdog, shutdown).await;
+        record(ended, &connections, info);
+    }
+}
+
+/// Counts and logs how a connection ended.
+fn record(ended: Ended, connections: &Connections, info: ConnInfo) {
     match ended {
         Ended::Closed(Err(e)) => {
             tracing::debug!(target: "wedge::server", peer = %info.peer, "connection ended: {e}")
@@ -233,7 +243,7 @@ enum Ended {
 /// a GOAWAY. A head that does not arrive or a client that stops reading ends
 /// the connection at once, dropping what it held.
 async fn drive<C>(
-    conn: C,
+    mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     mut watchdog: Watchdog,
     mut shutdown: watch::Receiver<bool>,
@@ -241,7 +251,6 @@ async fn drive<C>(
 where
     C: Future<Output = Result<(), hyper::Error>>,
 {
-    tokio::pin!(conn);
     let idle = tokio::select! {
         result = conn.as_mut() => return Ended::Closed(result),
         verdict = watchdog.expire() => match verdict {
