@@ -79,6 +79,7 @@ fn request_path(c: &mut Criterion) {
                 route: "/hello",
                 peer: "127.0.0.1:50000".parse().unwrap(),
                 local: "127.0.0.1:8080".parse().unwrap(),
+                tls: false,
                 body_len: 0,
                 function: &function,
                 version: &label,

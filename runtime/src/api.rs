@@ -14,11 +14,15 @@ pub struct FunctionList {
 }
 
 /// One function as the node holds it; `loaded: false` for a function whose
-/// files never loaded (then only `last_error` says more).
+/// files never loaded (then only `last_error` says more) and for one whose
+/// first code is still compiling (then `starting` is true).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionState {
     pub name: String,
     pub loaded: bool,
+    /// Its code is compiling: its route answers 503 with `Retry-After` until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starting: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +50,9 @@ pub struct VersionState {
     /// compile runs) or `optimized` (Cranelift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The handler's format: `wagi` or `wasi-http`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     /// Requests since the node started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,

@@ -362,8 +362,8 @@ pub async fn deploy_fleet(
 /// `wedge status`: one line per function.
 pub fn status_table(functions: &[FunctionState]) -> String {
     let mut out = format!(
-        "{:<20} {:<20} {:<10} {:<14} {:>10} {:>8}  {}\n",
-        "FUNCTION", "ROUTE", "STABLE", "CANARY", "REQUESTS", "ERRORS", "LAST ERROR"
+        "{:<20} {:<20} {:<10} {:<10} {:<14} {:>10} {:>8}  {}\n",
+        "FUNCTION", "ROUTE", "FORMAT", "STABLE", "CANARY", "REQUESTS", "ERRORS", "LAST ERROR"
     );
     for f in functions {
         let sum = |field: fn(&crate::api::VersionState) -> Option<u64>| {
@@ -374,11 +374,33 @@ pub fn status_table(functions: &[FunctionState]) -> String {
             Some((c, percent)) => format!("{c} {percent}%"),
             None => "-".into(),
         };
+        // The stable version's format, and the canary's after it when it differs.
+        let format_of = |label: &str| {
+            f.versions
+                .iter()
+                .find(|v| v.label == label)
+                .and_then(|v| v.format.as_deref())
+        };
+        let format = match d.map(|d| {
+            (
+                format_of(&d.stable),
+                d.canary.as_deref().and_then(format_of),
+            )
+        }) {
+            Some((Some(stable), Some(canary))) if stable != canary => format!("{stable}>{canary}"),
+            Some((Some(stable), _)) => stable.to_string(),
+            _ => "-".into(),
+        };
+        let stable = match f.starting {
+            true => "starting",
+            false => d.map_or("-", |d| d.stable.as_str()),
+        };
         out += &format!(
-            "{:<20} {:<20} {:<10} {:<14} {:>10} {:>8}  {}\n",
+            "{:<20} {:<20} {:<10} {:<10} {:<14} {:>10} {:>8}  {}\n",
             f.name,
             f.route.as_deref().unwrap_or("-"),
-            d.map_or("-", |d| d.stable.as_str()),
+            format,
+            stable,
             canary,
             sum(|v| v.requests),
             sum(|v| v.errors),

@@ -4,6 +4,7 @@
 //! within the function's response cap.
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::header;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tokio::sync::oneshot;
@@ -74,9 +75,13 @@ pub async fn run(
     let started = Instant::now();
     let mut timing = Timing::default();
     let (sender, receiver) = oneshot::channel::<Outparam>();
+    let scheme = match inv.request.uri().scheme() {
+        Some(s) if *s == http::uri::Scheme::HTTPS => Scheme::Https,
+        _ => Scheme::Http,
+    };
     let resources = {
         let mut http = store.data_mut().http();
-        http.new_incoming_request(Scheme::Http, inv.request.map(Full::new))
+        http.new_incoming_request(scheme, inv.request.map(Full::new))
             .and_then(|req| Ok((req, http.new_response_outparam(sender)?)))
     };
     let (request, outparam) = match resources {
@@ -84,8 +89,9 @@ pub async fn run(
         Err(e) => return (Err(failure(&e, false)), timing),
     };
 
-    // The store moves into the guest's future and drops when `handle`
-    // returns, closing whatever body the component left open.
+    // The store moves into the guest's future and comes back out when
+    // `handle` returns; dropping it closes whatever body the component left
+    // open.
     let instantiated = &mut timing.instantiate;
     let guest = async move {
         let result = async {
@@ -97,11 +103,12 @@ pub async fn run(
                 .await
         }
         .await;
-        GuestEnd {
+        let end = GuestEnd {
             result,
             memory_exceeded: store.data().limits.exceeded(),
             outbound: store.data().outbound_spent(),
-        }
+        };
+        (end, store)
     };
     let response = read_response(receiver, settings.max_response);
 
@@ -110,14 +117,29 @@ pub async fn run(
         let mut ended = None;
         let answer = loop {
             tokio::select! {
-                end = &mut guest, if ended.is_none() => ended = Some(end),
+                (end, store) = &mut guest, if ended.is_none() => {
+                    let returned = end.result.is_ok();
+                    ended = Some(end);
+                    if returned {
+                        // Once `handle` returns, the component writes nothing
+                        // more: a response it set and finished is already all
+                        // in the host's buffers, and reads to its end in one
+                        // poll. One that wants more was left unfinished.
+                        let read = tokio::task::coop::unconstrained(&mut response).now_or_never();
+                        drop(store);
+                        break match read {
+                            Some(answer) => answer,
+                            None => unfinished((&mut response).await),
+                        };
+                    }
+                }
                 answer = &mut response => break answer,
             }
         };
         // A response that cannot be sent needs the guest no longer.
         let end = match (ended, &answer) {
             (Some(end), _) => Some(end),
-            (None, Ok(_)) => Some(guest.await),
+            (None, Ok(_)) => Some(guest.await.0),
             (None, Err(_)) => None,
         };
         (end, answer)
@@ -182,6 +204,18 @@ async fn read_response(
         headers,
         body,
     })
+}
+
+/// What a response the component did not finish before `handle` returned
+/// comes to once its store is gone: with the store dropped, its body reads
+/// as ended, but it is not complete.
+fn unfinished(answer: Result<GuestResponse, NoAnswer>) -> Result<GuestResponse, NoAnswer> {
+    match answer {
+        Ok(_) => Err(NoAnswer::Body(
+            "the component returned without finishing it".into(),
+        )),
+        other => other,
+    }
 }
 
 /// The response, or why there is none: the guest's own failure explains a

@@ -38,6 +38,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The listener's side.
     pub local: SocketAddr,
+    /// Whether the connection is TLS: the request's scheme is then `https`.
+    pub tls: bool,
 }
 
 /// Limits the request path enforces, from `[server]`.
@@ -300,6 +302,7 @@ impl App {
                     route: &function.route,
                     peer: conn.peer,
                     local: conn.local,
+                    tls: conn.tls,
                     body_len: stdin.len(),
                     function: &function.name,
                     version: &version.label,
@@ -397,7 +400,7 @@ fn component_request(
     };
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let uri = http::Uri::builder()
-        .scheme("http")
+        .scheme(if conn.tls { "https" } else { "http" })
         .authority(authority)
         .path_and_query(path)
         .build()

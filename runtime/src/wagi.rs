@@ -22,6 +22,8 @@ pub struct RequestInfo<'a> {
     pub peer: SocketAddr,
     /// The address the request arrived on.
     pub local: SocketAddr,
+    /// Whether it arrived over TLS: `X_FULL_URL` is then `https://`.
+    pub tls: bool,
     /// Bytes of request body handed to the guest on stdin.
     pub body_len: usize,
     /// Function being served.
@@ -60,7 +62,7 @@ pub fn environment(info: &RequestInfo<'_>, static_env: &[(String, String)]) -> C
     vars.push_var("SCRIPT_NAME", info.route);
     vars.push_var("X_MATCHED_ROUTE", info.route);
     let url = vars.begin_var(*b"X_FULL_URL");
-    url.extend_from_slice(b"http://");
+    url.extend_from_slice(if info.tls { b"https://" } else { b"http://" });
     match host {
         Some(h) => url.extend_from_slice(h.as_bytes()),
         None => {
@@ -431,6 +433,7 @@ mod tests {
             route: "/foo",
             peer: "10.1.2.3:5555".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
+            tls: false,
             body_len: 5,
             function: "fn",
             version: "v1",
@@ -467,6 +470,11 @@ mod tests {
         assert_eq!(
             get("X_FULL_URL"),
             Some("http://edge.example:8080/foo/a%20b?x=1&y=hello+world&&z=%2F")
+        );
+        let tls = environment(&RequestInfo { tls: true, ..info }, &[]);
+        assert_eq!(
+            tls.var("X_FULL_URL"),
+            Some("https://edge.example:8080/foo/a%20b?x=1&y=hello+world&&z=%2F")
         );
         assert_eq!(
             arguments(&parts).iter().collect::<Vec<_>>(),

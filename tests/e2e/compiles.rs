@@ -308,8 +308,9 @@ pub async fn baseline_code_serves_until_optimized_code_replaces_it() {
 
 /// A start with functions the cache lacks serves at once: each function goes
 /// live when its code is ready, its route answers 503 with `Retry-After`
-/// until then, and `/readyz` counts those still pending (and with `?all=1`
-/// answers 503 until none is).
+/// until then, `/readyz` counts those still pending (and with `?all=1`
+/// answers 503 until none is), and the admin API and `wedge status` list
+/// them as starting.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn init_slow() {
     let n = node()
@@ -345,6 +346,35 @@ pub async fn init_slow() {
     let (status, text) = ready("?all=1").await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("1 functions still compiling"), "{text}");
+    let listed = n
+        .admin(Method::GET, "/v1/functions", None, Bytes::new())
+        .await
+        .text();
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect(&listed);
+    let late = listed["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "late")
+        .unwrap_or_else(|| panic!("late is listed: {listed}"));
+    assert_eq!(late["starting"], true, "{late}");
+    assert_eq!(late["loaded"], false, "{late}");
+    assert_eq!(late["route"], "/late", "{late}");
+    let status = String::from_utf8(n.cli(&["status"]).stdout).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("late "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        line.contains("/late") && line.contains("starting"),
+        "{line}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("hello ") && l.contains(" wagi ")),
+        "{status}"
+    );
 
     while get_status(n.addr(), "/late").await != 200 {
         assert!(Instant::now() < deadline, "late never served");

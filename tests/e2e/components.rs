@@ -76,6 +76,7 @@ pub async fn http_probe() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     let text = reply.text();
     assert!(text.contains("method: Method::Post"), "{text}");
+    assert!(text.contains("scheme: Some(Scheme::Http)"), "{text}");
     assert!(
         text.contains(&format!("uri: {}/p/echo?x=1", n.addr())),
         "{text}"
@@ -109,6 +110,8 @@ pub async fn component_failures_are_contained() {
         ("error", 500),
         ("half", 500),
         ("nothing", 502),
+        ("dropped", 502),
+        ("unfinished", 502),
         ("big&kib=65", 502),
         ("grow", 500),
         ("hoard", 500),
@@ -234,7 +237,7 @@ pub async fn component_beyond_the_allowed_worlds_is_refused() {
 }
 
 /// A canary may change format: a WAGI v1 and a component v2 at 10 %
-/// split 7–13 % of 2000 requests.
+/// split 7–13 % of 2000 requests, and `wedge status` shows both formats.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn canary_from_wagi_to_component_splits() {
     let b = node()
@@ -262,6 +265,13 @@ pub async fn canary_from_wagi_to_component_splits() {
     let share = canary as f64 / 2000.0;
     eprintln!("component canary share at 10%: {:.2}%", share * 100.0);
     assert!((0.07..=0.13).contains(&share), "{share}");
+    let status = String::from_utf8(n.cli(&["status"]).stdout).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("f ") && l.contains(" wagi>wasi-http ") && l.contains("v2 10%")),
+        "{status}"
+    );
 }
 
 /// A component canary that traps is rolled back automatically, and only
@@ -344,6 +354,83 @@ pub async fn component_calls_only_listed_origins() {
 
     let series = "wedge_outbound_requests_total{function=\"p\",origin=\"http://127.0.0.1:*\",status=\"200\"}";
     assert_eq!(n.metric(series).await, Some(1.0), "{series}");
+}
+
+/// A component's own timeouts (`request-options`) end its calls long before
+/// the node's limits would: connecting to an origin that takes no
+/// connections, waiting for a head that never comes, and a body that stops.
+/// A body whose chunks keep coming within them is read whole.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn component_request_options_bound_its_calls() {
+    let origin = Origin::start(std::net::IpAddr::from([127, 0, 0, 1])).await;
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so a connection to it is never made.
+    let full = tokio::net::TcpSocket::new_v4().unwrap();
+    full.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = full.listen(0).unwrap();
+    let full_addr = full.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(Ok(s)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(full_addr),
+    )
+    .await
+    {
+        queued.push(s);
+        assert!(queued.len() < 16, "the accept queue never filled");
+    }
+    let n = node()
+        .table("[outbound]\nconnect_timeout = \"20s\"\ntimeout = \"20s\"")
+        .function("p", guests::HTTP_PROBE)
+        .function_toml(
+            "p",
+            "timeout = \"25s\"\noutbound = [\"http://127.0.0.1:*\"]\n",
+        )
+        .start();
+    // Each case ends well within the node's 20 s limits, or the component's
+    // timeout was not applied.
+    let fetch = async |url: String, options: &str| {
+        let started = Instant::now();
+        let reply = n
+            .get(&format!("/p?do=fetch&url={}{options}", encode(&url)))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{url}{options}: {:?}",
+            started.elapsed()
+        );
+        reply.text()
+    };
+    let port = origin.port();
+    assert_eq!(
+        fetch(format!("http://{full_addr}/hello"), "&connect_ms=300").await,
+        "error ErrorCode::ConnectionTimeout"
+    );
+    assert_eq!(
+        fetch(
+            format!("http://127.0.0.1:{port}/stall"),
+            "&first_byte_ms=300"
+        )
+        .await,
+        "error ErrorCode::ConnectionTimeout"
+    );
+    assert_eq!(
+        fetch(
+            format!("http://127.0.0.1:{port}/drip?n=3&ms=3000"),
+            "&between_ms=300"
+        )
+        .await,
+        // A body that fails mid-way reaches the component as a stream error.
+        "error ErrorCode::InternalError(Some(\"the body broke off: connection timeout\"))"
+    );
+    // Timeouts longer than the origin needs change nothing.
+    let reply = fetch(
+        format!("http://127.0.0.1:{port}/drip?n=3&ms=100"),
+        "&connect_ms=2000&first_byte_ms=2000&between_ms=2000",
+    )
+    .await;
+    assert!(reply.starts_with("200 3072\n"), "{reply}");
+    drop(queued);
 }
 
 /// The JavaScript hello, built by componentize-js from npm, serves.

@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
-use wedge_test_harness::examples;
+use wedge_test_harness::{examples, guests};
 
 use crate::node;
 
@@ -108,7 +108,13 @@ enum Sender {
 impl Sender {
     /// `GET /hello`: the status and the HTTP version it came over.
     async fn hello(&mut self) -> Result<(u16, http::Version), hyper::Error> {
-        let request = http::Request::get("https://localhost/hello")
+        let (status, version, _) = self.get("/hello").await?;
+        Ok((status, version))
+    }
+
+    /// `GET path`: the status, the HTTP version and the body.
+    async fn get(&mut self, path: &str) -> Result<(u16, http::Version, String), hyper::Error> {
+        let request = http::Request::get(format!("https://localhost{path}"))
             .header("host", "localhost")
             .body(Empty::new())
             .unwrap();
@@ -117,8 +123,35 @@ impl Sender {
             Sender::H2(s) => s.send_request(request).await?,
         };
         let (version, status) = (response.version(), response.status().as_u16());
-        response.into_body().collect().await?;
-        Ok((status, version))
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, version, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// A request over TLS says so: WAGI's `X_FULL_URL` and a component's URI
+/// scheme are `https`, over HTTP/1.1 and HTTP/2 alike.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn tls_requests_are_https_to_handlers() {
+    let authority = Authority::new();
+    let leaf = authority.leaf();
+    let b = node()
+        .function("env", guests::ENV_DUMP)
+        .function("p", guests::HTTP_PROBE)
+        .table("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"");
+    write_pair(b.dir(), &leaf);
+    let n = b.start();
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let (_, mut sender) = connect(&authority.connector(), n.addr(), alpn).await;
+        let (status, _, env) = sender.get("/env?x=1").await.unwrap();
+        assert_eq!(status, 200, "{env}");
+        assert!(
+            env.contains("ENV X_FULL_URL=https://localhost/env?x=1\n"),
+            "{env}"
+        );
+        let (status, _, echo) = sender.get("/p/echo").await.unwrap();
+        assert_eq!(status, 200, "{echo}");
+        assert!(echo.contains("scheme: Some(Scheme::Https)"), "{echo}");
+        assert!(echo.contains("uri: localhost/p/echo"), "{echo}");
     }
 }
 

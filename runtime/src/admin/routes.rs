@@ -131,11 +131,26 @@ fn functions(control: &Control) -> api::FunctionList {
         .functions()
         .map(|f| describe(f, failures.remove(&*f.name)))
         .collect();
+    // Functions whose first code is still compiling.
+    for s in snapshot.starting_functions() {
+        functions.push(api::FunctionState {
+            name: s.name.to_string(),
+            loaded: false,
+            starting: true,
+            route: Some(s.route.clone()),
+            host: s.host.clone(),
+            versions: Vec::new(),
+            deployment: None,
+            pinned: false,
+            last_error: failures.remove(&*s.name).map(failure_state),
+        });
+    }
     // Functions that failed before they ever loaded.
     for (name, failure) in failures {
         functions.push(api::FunctionState {
             name,
             loaded: false,
+            starting: false,
             route: None,
             host: None,
             versions: Vec::new(),
@@ -167,6 +182,7 @@ fn describe(f: &Function, last_error: Option<LoadFailure>) -> api::FunctionState
                 sha256: loaded.map(|v| v.sha256.clone()),
                 size: loaded.map(|v| v.size),
                 tier: loaded.map(|v| v.compiled.tier.as_str().to_string()),
+                format: loaded.map(|v| v.compiled.handler.format().as_str().to_string()),
                 requests: totals.map(|t| t.0),
                 errors: totals.map(|t| t.1),
             }
@@ -175,6 +191,7 @@ fn describe(f: &Function, last_error: Option<LoadFailure>) -> api::FunctionState
     api::FunctionState {
         name: f.name.to_string(),
         loaded: true,
+        starting: false,
         route: Some(f.route.clone()),
         host: f.host.clone(),
         versions,

@@ -93,7 +93,11 @@ pub async fn serve(
         return;
     };
     let _ = stream.set_nodelay(true);
-    let info = ConnInfo { peer, local };
+    let info = ConnInfo {
+        peer,
+        local,
+        tls: settings.tls.is_some(),
+    };
     let connections = app.telemetry().connections.clone();
     let header_read = settings.timeouts.header_read;
     match &settings.tls {

@@ -6,6 +6,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
@@ -15,13 +16,13 @@ use hyper_util::client::legacy::connect::capture_connection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::connect::{ConnectFailure, Expires};
+use super::connect::{ConnectFailure, Expires, GUEST_CONNECT_TIMEOUT};
 use super::{CallError, OriginClient};
 use crate::config::origins::{Host, Scheme};
 use crate::telemetry::Telemetry;
 
 /// Time a guest keeps to answer after a call that ran into the request's deadline.
-const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+const ANSWER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Headers the host sets from the URL and the body, or that belong to one
 /// connection: a guest does not send them.
@@ -44,6 +45,22 @@ pub struct Call {
     pub body: Bytes,
     /// Follow redirects, up to `[outbound] max_redirects`.
     pub follow_redirects: bool,
+    /// Tighter timeouts the guest asked for.
+    pub timeouts: GuestTimeouts,
+}
+
+/// Timeouts a guest sets on one call (a component's `request-options`).
+/// Each can only shorten the node's own limits and the call's deadline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GuestTimeouts {
+    /// For opening a connection (resolving, TCP and TLS), when the pool
+    /// has none to the origin.
+    pub connect: Option<Duration>,
+    /// From sending the request to its response's head, opening a
+    /// connection included.
+    pub first_byte: Option<Duration>,
+    /// Between one frame of the response body and the next.
+    pub between_bytes: Option<Duration>,
 }
 
 /// A response whose head has arrived; its body is read through [`Self::read`].
@@ -61,6 +78,8 @@ pub struct Opened {
     done: bool,
     /// When the call's time is up.
     pub deadline: Instant,
+    /// The longest the body's next frame may take, when the guest set one.
+    between_bytes: Option<Duration>,
     max: u64,
     _permit: OwnedSemaphorePermit,
 }
@@ -109,7 +128,7 @@ impl OriginClient {
         telemetry: &Telemetry,
         function: &str,
         origin: Option<&Arc<str>>,
-    ) -> (Result<Opened, CallError>, std::time::Duration) {
+    ) -> (Result<Opened, CallError>, Duration) {
         let started = Instant::now();
         let result = self.send(call, deadline).await;
         let took = started.elapsed();
@@ -147,9 +166,23 @@ impl OriginClient {
                 .map_err(|e| CallError::Invalid(e.to_string()))?;
             *request.headers_mut() = call.headers.clone();
             let connection = capture_connection(&mut request);
-            let response = tokio::time::timeout_at(deadline, self.client.request(request))
-                .await
-                .map_err(|_| CallError::Timeout(format!("no response from {} in time", call.url)))?
+            let first_byte = call.timeouts.first_byte;
+            let head_by = first_byte.map_or(deadline, |t| deadline.min(Instant::now() + t));
+            let sent = self.client.request(request);
+            let response = match call.timeouts.connect {
+                Some(t) => {
+                    tokio::time::timeout_at(head_by, GUEST_CONNECT_TIMEOUT.scope(t, sent)).await
+                }
+                None => tokio::time::timeout_at(head_by, sent).await,
+            };
+            let response = response
+                .map_err(|_| match first_byte {
+                    Some(t) if head_by < deadline => CallError::Timeout(format!(
+                        "no response from {} within the call's first-byte timeout ({t:?})",
+                        call.url
+                    )),
+                    _ => CallError::Timeout(format!("no response from {} in time", call.url)),
+                })?
                 .map_err(classify)?;
             if let Some(Expires(at)) = response.extensions().get::<Expires>()
                 && *at <= std::time::Instant::now()
@@ -207,6 +240,7 @@ impl OriginClient {
                 received: 0,
                 done: false,
                 deadline,
+                between_bytes: call.timeouts.between_bytes,
                 max,
                 _permit: permit,
             });
@@ -218,10 +252,16 @@ impl Opened {
     /// Up to `want` more bytes of the body; empty at its end.
     pub async fn read(&mut self, want: usize) -> Result<Bytes, CallError> {
         while self.pending.is_empty() && !self.done {
-            let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
+            let by = self
+                .between_bytes
+                .map_or(self.deadline, |t| self.deadline.min(Instant::now() + t));
+            let frame = tokio::time::timeout_at(by, self.body.frame())
                 .await
-                .map_err(|_| {
-                    CallError::Timeout("the response body did not arrive in time".into())
+                .map_err(|_| match self.between_bytes {
+                    Some(t) if by < self.deadline => CallError::Timeout(format!(
+                        "the response body stalled past the call's between-bytes timeout ({t:?})"
+                    )),
+                    _ => CallError::Timeout("the response body did not arrive in time".into()),
                 })?;
             match frame {
                 None => self.done = true,

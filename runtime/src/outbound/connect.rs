@@ -52,6 +52,14 @@ impl std::error::Error for ConnectFailure {}
 #[derive(Debug, Clone, Copy)]
 pub struct Expires(pub Instant);
 
+tokio::task_local! {
+    /// The connect timeout of the call being sent, when its guest set one
+    /// (a component's `request-options`): a connection opened for it
+    /// resolves and connects, and shakes hands, within the lesser of this
+    /// and the node's own limits.
+    pub static GUEST_CONNECT_TIMEOUT: Duration;
+}
+
 /// Opens connections for one function's client.
 #[derive(Clone)]
 pub struct Connector {
@@ -72,7 +80,13 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
+        let mut this = self.clone();
+        // The pool opens a connection from inside the call that needs one,
+        // so the call's own connect timeout is in scope here.
+        if let Ok(guest) = GUEST_CONNECT_TIMEOUT.try_with(|t| *t) {
+            this.connect_timeout = this.connect_timeout.min(guest);
+            this.tls_timeout = this.tls_timeout.min(guest);
+        }
         Box::pin(async move { this.connect(uri).await.map_err(ConnectFailure) })
     }
 }

@@ -17,7 +17,7 @@ use http::{HeaderMap, Method, Uri};
 use tokio::time::Instant;
 use wasmtime::{Caller, Linker};
 
-use super::call::{Call, HOST_HEADERS, Opened};
+use super::call::{Call, GuestTimeouts, HOST_HEADERS, Opened};
 use super::{CallError, OriginClient};
 use crate::kv::memory::{self, memory};
 use crate::kv::status::{NOT_FOUND, OK};
@@ -203,6 +203,7 @@ fn parse_call(
         headers: map,
         body: Bytes::from(body),
         follow_redirects: flags & FOLLOW_REDIRECTS != 0,
+        timeouts: GuestTimeouts::default(),
     })
 }
 

@@ -134,16 +134,16 @@ struct Hooks {
 }
 
 impl WasiHttpHooks for Hooks {
-    /// Through the function's `outbound` list and pool ([`Outgoing`]). The
-    /// component's own timeouts (`request-options`) are not applied: every
-    /// call ends by `[outbound] timeout` and the request's deadline.
+    /// Through the function's `outbound` list and pool ([`Outgoing`]), under
+    /// the component's own timeouts (`request-options`) where they are
+    /// shorter than the node's.
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<Sent>> + Send> {
-        Box::new(self.outgoing.send(request))
+        Box::new(self.outgoing.send(request, options))
     }
 
     fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {

@@ -12,9 +12,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use crate::outbound::call::{Call, HOST_HEADERS, Opened};
+use crate::outbound::call::{Call, GuestTimeouts, HOST_HEADERS, Opened};
 use crate::outbound::{CallError, OriginClient};
 use crate::telemetry::Telemetry;
 
@@ -78,6 +78,7 @@ impl Outgoing {
     pub fn send(
         &mut self,
         request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
     ) -> impl Future<Output = wasmtime_wasi_http::Result<Sent>> + Send + 'static {
         let admitted = self.admit(&request);
         let spent = self.spent.get_or_insert_with(Arc::default).clone();
@@ -86,7 +87,7 @@ impl Outgoing {
         async move {
             let (client, origin, permit) = admitted.map_err(|e| to_http_error(&e))?;
             let deadline = client.call_deadline(deadline);
-            let call = call_of(request).await?;
+            let call = call_of(request, options).await?;
             let (result, took) = client
                 .send_counted(call, deadline, &telemetry, &function, Some(&origin))
                 .await;
@@ -135,8 +136,11 @@ impl Outgoing {
 }
 
 /// The call a component's request makes: its body read whole, at most
-/// [`MAX_REQUEST_BODY`] bytes.
-async fn call_of(request: http::Request<WasiBody>) -> wasmtime_wasi_http::Result<Call> {
+/// [`MAX_REQUEST_BODY`] bytes, under the timeouts its options set.
+async fn call_of(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> wasmtime_wasi_http::Result<Call> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -157,6 +161,11 @@ async fn call_of(request: http::Request<WasiBody>) -> wasmtime_wasi_http::Result
         headers,
         body,
         follow_redirects: false,
+        timeouts: options.map_or_else(GuestTimeouts::default, |o| GuestTimeouts {
+            connect: o.connect_timeout,
+            first_byte: o.first_byte_timeout,
+            between_bytes: o.between_bytes_timeout,
+        }),
     })
 }
 

@@ -65,7 +65,14 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
             }
             "fetch" => {
                 let url = decode(param("url").unwrap_or_default());
-                let report = match fetch(&url) {
+                // request-options, in milliseconds.
+                let ms = |name| {
+                    param(name)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(|ms| ms * 1_000_000)
+                };
+                let timeouts = [ms("connect_ms"), ms("first_byte_ms"), ms("between_ms")];
+                let report = match fetch(&url, timeouts) {
                     Ok((status, body)) => {
                         format!(
                             "{status} {}\n{}",
@@ -76,6 +83,20 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                     Err(code) => format!("error {code:?}"),
                 };
                 respond(out, 200, &[], report.as_bytes());
+            }
+            "dropped" | "unfinished" => {
+                // Sets a response and writes part of its body; then drops the
+                // body without finishing it, or returns with it still open.
+                let response = OutgoingResponse::new(Fields::new());
+                let body = response.body().expect("body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = body.write().expect("stream");
+                stream.blocking_write_and_flush(b"partial").expect("write");
+                drop(stream);
+                match param("do") {
+                    Some("dropped") => drop(body),
+                    _ => std::mem::forget(body),
+                }
             }
             "half" => {
                 // Sets a response, writes part of its body, then traps.
@@ -92,9 +113,13 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
 }
 
 /// Calls `url` (`http://host[:port]/path`) through wasi:http's outgoing
-/// handler: its status and body, or the error code.
-fn fetch(url: &str) -> Result<(u16, Vec<u8>), wasi::http::types::ErrorCode> {
-    use wasi::http::types::{OutgoingRequest, Scheme};
+/// handler, with the connect, first-byte and between-bytes timeouts given
+/// (in nanoseconds): its status and body, or the error code.
+fn fetch(
+    url: &str,
+    [connect, first_byte, between]: [Option<u64>; 3],
+) -> Result<(u16, Vec<u8>), wasi::http::types::ErrorCode> {
+    use wasi::http::types::{OutgoingRequest, RequestOptions, Scheme};
     let (scheme, rest) = match url.split_once("://") {
         Some(("https", rest)) => (Scheme::Https, rest),
         Some((_, rest)) => (Scheme::Http, rest),
@@ -108,15 +133,38 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), wasi::http::types::ErrorCode> {
     request.set_scheme(Some(&scheme)).expect("scheme");
     request.set_authority(Some(authority)).expect("authority");
     request.set_path_with_query(Some(path)).expect("path");
-    let future = wasi::http::outgoing_handler::handle(request, None)?;
+    let options = RequestOptions::new();
+    options
+        .set_connect_timeout(connect)
+        .expect("connect timeout");
+    options
+        .set_first_byte_timeout(first_byte)
+        .expect("first-byte timeout");
+    options
+        .set_between_bytes_timeout(between)
+        .expect("between-bytes timeout");
+    let future = wasi::http::outgoing_handler::handle(request, Some(options))?;
     future.subscribe().block();
     let response = future.get().expect("ready").expect("taken once")?;
     let status = response.status();
     let body = response.consume().expect("body");
     let stream = body.stream().expect("stream");
     let mut received = Vec::new();
-    while let Ok(chunk) = stream.blocking_read(64 << 10) {
-        received.extend_from_slice(&chunk);
+    loop {
+        match stream.blocking_read(64 << 10) {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(wasi::io::streams::StreamError::LastOperationFailed(e)) => {
+                // wasmtime hands a body's failure over as an I/O error
+                // without an error code; its text says what it was.
+                return Err(wasi::http::types::http_error_code(&e).unwrap_or(
+                    wasi::http::types::ErrorCode::InternalError(Some(format!(
+                        "the body broke off: {}",
+                        e.to_debug_string()
+                    ))),
+                ));
+            }
+        }
     }
     Ok((status, received))
 }
@@ -153,6 +201,7 @@ fn echo(request: IncomingRequest, out: ResponseOutparam) {
     let authority = request.authority().unwrap_or_default();
     let path = request.path_with_query().unwrap_or_default();
     writeln!(text, "method: {method}").unwrap();
+    writeln!(text, "scheme: {:?}", request.scheme()).unwrap();
     writeln!(text, "uri: {authority}{path}").unwrap();
     for (name, value) in request.headers().entries() {
         writeln!(text, "header: {name}: {}", String::from_utf8_lossy(&value)).unwrap();

@@ -8,7 +8,9 @@
 //! - `/big?n=<bytes>`: 200 with that many bytes, chunked (no length);
 //! - `/sized?n=<bytes>`: the same with `Content-Length`;
 //! - `/redirect`: 302 to `/hello`;
-//! - `/stall`: never answers.
+//! - `/stall`: never answers;
+//! - `/drip?n=<chunks>&ms=<gap>`: 200 with that many 1 KiB chunks, one
+//!   every `ms` milliseconds.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -167,11 +169,17 @@ fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 fn count(req: &Request<Incoming>) -> usize {
+    param(req, "n").unwrap_or(0)
+}
+
+/// The query parameter `name`, as a number.
+fn param(req: &Request<Incoming>, name: &str) -> Option<usize> {
     req.uri()
-        .query()
-        .and_then(|q| q.strip_prefix("n="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+        .query()?
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))?
+        .parse()
+        .ok()
 }
 
 async fn route(req: Request<Incoming>, addr: SocketAddr) -> Result<Response<Body>, Infallible> {
@@ -203,6 +211,23 @@ async fn route(req: Request<Incoming>, addr: SocketAddr) -> Result<Response<Body
             .header("location", "/hello")
             .body(Full::new(Bytes::new()).boxed())
             .unwrap(),
+        "/drip" => {
+            let n = count(&req);
+            let gap = Duration::from_millis(param(&req, "ms").unwrap_or(0) as u64);
+            let chunks = futures_util::stream::unfold(0, move |i| async move {
+                if i == n {
+                    return None;
+                }
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 1024]))),
+                    i + 1,
+                ))
+            });
+            Response::new(StreamBody::new(chunks).boxed())
+        }
         "/stall" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             full(StatusCode::OK, "late")
