@@ -362,7 +362,7 @@ pub async fn deploy_fleet(
 /// `wedge status`: one line per function.
 pub fn status_table(functions: &[FunctionState]) -> String {
     let mut out = format!(
-        "{:<20} {:<20} {:<10} {:<10} {:<14} {:>10} {:>8}  {}\n",
+        "{:<20} {:<20} {:<14} {:<10} {:<14} {:>10} {:>8}  {}\n",
         "FUNCTION", "ROUTE", "FORMAT", "STABLE", "CANARY", "REQUESTS", "ERRORS", "LAST ERROR"
     );
     for f in functions {
@@ -396,7 +396,7 @@ pub fn status_table(functions: &[FunctionState]) -> String {
             false => d.map_or("-", |d| d.stable.as_str()),
         };
         out += &format!(
-            "{:<20} {:<20} {:<10} {:<10} {:<14} {:>10} {:>8}  {}\n",
+            "{:<20} {:<20} {:<14} {:<10} {:<14} {:>10} {:>8}  {}\n",
             f.name,
             f.route.as_deref().unwrap_or("-"),
             format,

@@ -412,7 +412,7 @@ pub async fn component_request_options_bound_its_calls() {
             "&first_byte_ms=300"
         )
         .await,
-        "error ErrorCode::ConnectionTimeout"
+        "error ErrorCode::ConnectionReadTimeout"
     );
     assert_eq!(
         fetch(
@@ -421,7 +421,7 @@ pub async fn component_request_options_bound_its_calls() {
         )
         .await,
         // A body that fails mid-way reaches the component as a stream error.
-        "error ErrorCode::InternalError(Some(\"the body broke off: connection timeout\"))"
+        "error ErrorCode::InternalError(Some(\"the body broke off: connection read timeout\"))"
     );
     // Timeouts longer than the origin needs change nothing.
     let reply = fetch(

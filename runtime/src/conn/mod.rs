@@ -100,28 +100,35 @@ pub async fn serve(
     };
     let connections = app.telemetry().connections.clone();
     let header_read = settings.timeouts.header_read;
+    // A connection that ends here is counted before it is dropped, as in
+    // `serve_http`: the handshake holds it until then.
     match &settings.tls {
-        Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
-                let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                serve_http(
-                    tls,
-                    Bytes::new(),
-                    http2,
-                    info,
-                    app,
-                    &settings,
-                    shutdown,
-                    opened,
-                )
-                .await;
+        Some(acceptor) => {
+            let accept = acceptor.accept(stream).into_fallible();
+            tokio::pin!(accept);
+            match tokio::time::timeout(header_read, &mut accept).await {
+                Ok(Ok(tls)) => {
+                    let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_http(
+                        tls,
+                        Bytes::new(),
+                        http2,
+                        info,
+                        app,
+                        &settings,
+                        shutdown,
+                        opened,
+                    )
+                    .await;
+                }
+                Ok(Err((e, tcp))) => {
+                    connections.closed(CloseReason::Tls);
+                    tracing::debug!(target: "wedge::server", %peer, "TLS handshake failed: {e}");
+                    drop(tcp);
+                }
+                Err(_) => connections.closed(CloseReason::HeaderTimeout),
             }
-            Ok(Err(e)) => {
-                connections.closed(CloseReason::Tls);
-                tracing::debug!(target: "wedge::server", %peer, "TLS handshake failed: {e}");
-            }
-            Err(_) => connections.closed(CloseReason::HeaderTimeout),
-        },
+        }
         None => match tokio::time::timeout(header_read, sniff(&mut stream)).await {
             Ok(Ok(Some((http2, prefix)))) => {
                 serve_http(

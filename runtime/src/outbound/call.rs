@@ -177,7 +177,7 @@ impl OriginClient {
             };
             let response = response
                 .map_err(|_| match first_byte {
-                    Some(t) if head_by < deadline => CallError::Timeout(format!(
+                    Some(t) if head_by < deadline => CallError::ReadTimeout(format!(
                         "no response from {} within the call's first-byte timeout ({t:?})",
                         call.url
                     )),
@@ -258,7 +258,7 @@ impl Opened {
             let frame = tokio::time::timeout_at(by, self.body.frame())
                 .await
                 .map_err(|_| match self.between_bytes {
-                    Some(t) if by < self.deadline => CallError::Timeout(format!(
+                    Some(t) if by < self.deadline => CallError::ReadTimeout(format!(
                         "the response body stalled past the call's between-bytes timeout ({t:?})"
                     )),
                     _ => CallError::Timeout("the response body did not arrive in time".into()),

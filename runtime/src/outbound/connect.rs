@@ -55,8 +55,9 @@ pub struct Expires(pub Instant);
 tokio::task_local! {
     /// The connect timeout of the call being sent, when its guest set one
     /// (a component's `request-options`): a connection opened for it
-    /// resolves and connects, and shakes hands, within the lesser of this
-    /// and the node's own limits.
+    /// resolves and connects within the lesser of this and
+    /// `connect_timeout`, and shakes hands within the lesser of this and
+    /// `tls_timeout`.
     pub static GUEST_CONNECT_TIMEOUT: Duration;
 }
 

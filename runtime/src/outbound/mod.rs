@@ -54,6 +54,10 @@ pub enum CallError {
     /// Connecting, the TLS handshake, the call or the request's deadline ran out.
     #[error("timeout: {0}")]
     Timeout(String),
+    /// The guest's own first-byte or between-bytes timeout ran out while it
+    /// waited for the response (a component's `request-options`).
+    #[error("timeout: {0}")]
+    ReadTimeout(String),
     /// The name did not resolve, or no address took the connection.
     #[error("connect: {0}")]
     Connect(String),
@@ -83,7 +87,7 @@ impl CallError {
             Self::TooLarge(_) => status::TOO_LARGE,
             Self::Invalid(_) => status::INVALID,
             Self::Io(_) => status::IO,
-            Self::Timeout(_) => status::TIMEOUT,
+            Self::Timeout(_) | Self::ReadTimeout(_) => status::TIMEOUT,
             Self::Connect(_) => status::CONNECT,
             Self::Tls(_) => status::TLS,
             Self::Busy(_) => status::BUSY,
@@ -94,7 +98,7 @@ impl CallError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Denied(_) => "denied",
-            Self::Timeout(_) => "timeout",
+            Self::Timeout(_) | Self::ReadTimeout(_) => "timeout",
             Self::Connect(_) => "connect",
             Self::Tls(_) => "tls",
             Self::TooLarge(_) => "too_large",

@@ -194,6 +194,7 @@ fn to_http_error(e: &CallError) -> HttpError {
     match e {
         CallError::Denied(_) => HttpError::HttpRequestDenied,
         CallError::Timeout(_) => HttpError::ConnectionTimeout,
+        CallError::ReadTimeout(_) => HttpError::ConnectionReadTimeout,
         CallError::Connect(_) => HttpError::ConnectionRefused,
         CallError::Tls(_) => HttpError::TlsProtocolError,
         CallError::TooLarge(_) => HttpError::HttpResponseBodySize(None),
