@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::TlsConnector;
 use wedge_test_harness::{examples, guests};
 
@@ -129,7 +130,8 @@ impl Sender {
 }
 
 /// A request over TLS says so: WAGI's `X_FULL_URL` and a component's URI
-/// scheme are `https`, over HTTP/1.1 and HTTP/2 alike.
+/// scheme are `https`, over HTTP/1.1 and HTTP/2 alike. Plain HTTP to the TLS
+/// listener fails its handshake, and is counted by the time it is closed.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn tls_requests_are_https_to_handlers() {
     let authority = Authority::new();
@@ -153,6 +155,23 @@ pub async fn tls_requests_are_https_to_handlers() {
         assert!(echo.contains("scheme: Some(Scheme::Https)"), "{echo}");
         assert!(echo.contains("uri: localhost/p/echo"), "{echo}");
     }
+    let mut plain = tokio::net::TcpStream::connect(n.addr()).await.unwrap();
+    plain
+        .write_all(b"GET /env HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the plain connection was closed");
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "no HTTP answer over plain TCP"
+    );
+    assert_eq!(
+        n.metric(r#"wedge_connections_closed_total{reason="tls_handshake"}"#)
+            .await,
+        Some(1.0)
+    );
 }
 
 /// curl with `--cacert` gets 200 over HTTP/1.1 and h2 as ALPN chooses.
