@@ -119,9 +119,16 @@ impl Sender {
             .header("host", "localhost")
             .body(Empty::new())
             .unwrap();
+        // A fresh connection takes requests once its handshake is done.
         let response = match self {
-            Sender::H1(s) => s.send_request(request).await?,
-            Sender::H2(s) => s.send_request(request).await?,
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(request).await?
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(request).await?
+            }
         };
         let (version, status) = (response.version(), response.status().as_u16());
         let body = response.into_body().collect().await?.to_bytes();
