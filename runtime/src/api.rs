@@ -16,7 +16,7 @@ pub struct FunctionList {
 /// One function as the node holds it; `loaded: false` for a function whose
 /// files never loaded (then only `last_error` says more) and for one whose
 /// first code is still compiling (then `starting` is true).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FunctionState {
     pub name: String,
     pub loaded: bool,

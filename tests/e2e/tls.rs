@@ -14,7 +14,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::TlsConnector;
-use wedge_test_harness::{examples, guests};
+use wedge_test_harness::{Node, NodeBuilder, examples, guests};
 
 use crate::node;
 
@@ -61,6 +61,16 @@ impl Authority {
         config.resumption = rustls::client::Resumption::disabled();
         TlsConnector::from(Arc::new(config))
     }
+}
+
+/// The `[server.tls]` table naming `cert.pem` and `key.pem` in the node's directory.
+const TLS: &str = "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"";
+
+/// Starts the node `b` on TLS with `pair` as its certificate.
+fn start_tls(b: NodeBuilder, pair: &(String, String, CertificateDer<'static>)) -> Node {
+    let b = b.table(TLS);
+    write_pair(b.dir(), pair);
+    b.start()
 }
 
 fn write_pair(dir: &Path, (cert, key, _): &(String, String, CertificateDer<'static>)) {
@@ -143,12 +153,12 @@ impl Sender {
 pub async fn tls_requests_are_https_to_handlers() {
     let authority = Authority::new();
     let leaf = authority.leaf();
-    let b = node()
-        .function("env", guests::ENV_DUMP)
-        .function("p", guests::HTTP_PROBE)
-        .table("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"");
-    write_pair(b.dir(), &leaf);
-    let n = b.start();
+    let n = start_tls(
+        node()
+            .function("env", guests::ENV_DUMP)
+            .function("p", guests::HTTP_PROBE),
+        &leaf,
+    );
     for alpn in [&b"http/1.1"[..], b"h2"] {
         let (_, mut sender) = connect(&authority.connector(), n.addr(), alpn).await;
         let (status, _, env) = sender.get("/env?x=1").await.unwrap();
@@ -189,11 +199,7 @@ pub async fn tls_requests_are_https_to_handlers() {
 pub async fn tls_serves_and_reloads() {
     let authority = Authority::new();
     let first = authority.leaf();
-    let b = node()
-        .function("hello", examples::HELLO)
-        .table("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"");
-    write_pair(b.dir(), &first);
-    let n = b.start();
+    let n = start_tls(node().function("hello", examples::HELLO), &first);
     let connector = authority.connector();
 
     let (cert, mut h1) = connect(&connector, n.addr(), b"http/1.1").await;
@@ -274,7 +280,7 @@ pub async fn tls_serves_and_reloads() {
 /// A node whose certificate files do not load does not start, and says why.
 #[test]
 fn a_bad_certificate_stops_the_start() {
-    let b = node().table("[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"");
+    let b = node().table(TLS);
     std::fs::write(b.dir().join("cert.pem"), "not a certificate").unwrap();
     std::fs::write(b.dir().join("key.pem"), "not a key").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wedge"))

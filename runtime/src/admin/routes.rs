@@ -135,28 +135,19 @@ fn functions(control: &Control) -> api::FunctionList {
     for s in snapshot.starting_functions() {
         functions.push(api::FunctionState {
             name: s.name.to_string(),
-            loaded: false,
             starting: true,
             route: Some(s.route.clone()),
             host: s.host.clone(),
-            versions: Vec::new(),
-            deployment: None,
-            pinned: false,
             last_error: failures.remove(&*s.name).map(failure_state),
+            ..Default::default()
         });
     }
     // Functions that failed before they ever loaded.
     for (name, failure) in failures {
         functions.push(api::FunctionState {
             name,
-            loaded: false,
-            starting: false,
-            route: None,
-            host: None,
-            versions: Vec::new(),
-            deployment: None,
-            pinned: false,
             last_error: Some(failure_state(failure)),
+            ..Default::default()
         });
     }
     api::FunctionList { functions }

@@ -166,24 +166,14 @@ impl OriginClient {
                 .map_err(|e| CallError::Invalid(e.to_string()))?;
             *request.headers_mut() = call.headers.clone();
             let connection = capture_connection(&mut request);
-            let first_byte = call.timeouts.first_byte;
-            let head_by = first_byte.map_or(deadline, |t| deadline.min(Instant::now() + t));
-            let sent = self.client.request(request);
-            let response = match call.timeouts.connect {
-                Some(t) => {
-                    tokio::time::timeout_at(head_by, GUEST_CONNECT_TIMEOUT.scope(t, sent)).await
-                }
-                None => tokio::time::timeout_at(head_by, sent).await,
-            };
-            let response = response
-                .map_err(|_| match first_byte {
-                    Some(t) if head_by < deadline => CallError::ReadTimeout(format!(
-                        "no response from {} within the call's first-byte timeout ({t:?})",
-                        call.url
-                    )),
-                    _ => CallError::Timeout(format!("no response from {} in time", call.url)),
-                })?
-                .map_err(classify)?;
+            let sent =
+                GUEST_CONNECT_TIMEOUT.scope(call.timeouts.connect, self.client.request(request));
+            let first_byte = (call.timeouts.first_byte, "first-byte");
+            let response = waited(sent, deadline, first_byte, || {
+                format!("no response from {}", call.url)
+            })
+            .await?
+            .map_err(classify)?;
             if let Some(Expires(at)) = response.extensions().get::<Expires>()
                 && *at <= std::time::Instant::now()
                 && let Some(connection) = &*connection.connection_metadata()
@@ -252,17 +242,11 @@ impl Opened {
     /// Up to `want` more bytes of the body; empty at its end.
     pub async fn read(&mut self, want: usize) -> Result<Bytes, CallError> {
         while self.pending.is_empty() && !self.done {
-            let by = self
-                .between_bytes
-                .map_or(self.deadline, |t| self.deadline.min(Instant::now() + t));
-            let frame = tokio::time::timeout_at(by, self.body.frame())
-                .await
-                .map_err(|_| match self.between_bytes {
-                    Some(t) if by < self.deadline => CallError::ReadTimeout(format!(
-                        "the response body stalled past the call's between-bytes timeout ({t:?})"
-                    )),
-                    _ => CallError::Timeout("the response body did not arrive in time".into()),
-                })?;
+            let between_bytes = (self.between_bytes, "between-bytes");
+            let frame = waited(self.body.frame(), self.deadline, between_bytes, || {
+                "the response body did not arrive".into()
+            })
+            .await?;
             match frame {
                 None => self.done = true,
                 Some(Err(e)) => return Err(CallError::Io(format!("reading the response: {e}"))),
@@ -285,6 +269,28 @@ impl Opened {
         let n = want.min(self.pending.len());
         Ok(self.pending.split_to(n))
     }
+}
+
+/// `wait`'s output, unless `deadline` passes first or, when the guest set
+/// it, the guest's own timeout (its length and name) from now:
+/// [`CallError::Timeout`] or [`CallError::ReadTimeout`] by which ran out.
+/// `what` says what did not arrive.
+async fn waited<F: Future>(
+    wait: F,
+    deadline: Instant,
+    (guest, name): (Option<Duration>, &str),
+    what: impl FnOnce() -> String,
+) -> Result<F::Output, CallError> {
+    let by = guest.map_or(deadline, |t| deadline.min(Instant::now() + t));
+    tokio::time::timeout_at(by, wait)
+        .await
+        .map_err(|_| match guest {
+            Some(t) if by < deadline => CallError::ReadTimeout(format!(
+                "{} within the call's {name} timeout ({t:?})",
+                what()
+            )),
+            _ => CallError::Timeout(format!("{} in time", what())),
+        })
 }
 
 /// Where a redirect points, if `status` is one and its `Location` is usable.

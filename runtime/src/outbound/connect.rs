@@ -58,7 +58,7 @@ tokio::task_local! {
     /// resolves and connects within the lesser of this and
     /// `connect_timeout`, and shakes hands within the lesser of this and
     /// `tls_timeout`.
-    pub static GUEST_CONNECT_TIMEOUT: Duration;
+    pub static GUEST_CONNECT_TIMEOUT: Option<Duration>;
 }
 
 /// Opens connections for one function's client.
@@ -84,7 +84,7 @@ impl tower_service::Service<Uri> for Connector {
         let mut this = self.clone();
         // The pool opens a connection from inside the call that needs one,
         // so the call's own connect timeout is in scope here.
-        if let Ok(guest) = GUEST_CONNECT_TIMEOUT.try_with(|t| *t) {
+        if let Ok(Some(guest)) = GUEST_CONNECT_TIMEOUT.try_with(|t| *t) {
             this.connect_timeout = this.connect_timeout.min(guest);
             this.tls_timeout = this.tls_timeout.min(guest);
         }
