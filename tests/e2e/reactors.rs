@@ -68,13 +68,20 @@ pub async fn reactor() {
 
 /// Uploads `wasm` as a new version of a serving function and expects it
 /// refused with a reason containing each of `reason`, the old version still
-/// serving.
+/// serving. The compile timeout is short, for the initializer that never
+/// returns, but long enough for v1's own compile while the other tests
+/// compile too (the debug build's compile child took over 3 s).
 async fn refused_at_load(wasm: &str, reason: &[&str]) {
     let n = node()
         .admin_token("t")
-        .functions_setting("compile_timeout = \"3s\"")
+        .functions_setting("compile_timeout = \"10s\"")
         .function("f", guests::SWAP_A)
         .start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while n.get("/f").await.text() != "A" {
+        assert!(std::time::Instant::now() < deadline, "v1 never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let module = Bytes::from(std::fs::read(wasm).unwrap());
     let reply = n
         .admin(
