@@ -404,6 +404,7 @@ impl Control {
             target: "wedge::registry",
             function = %job.function,
             path = %job.path.display(),
+            sha256 = %job.sha256,
             size = job.bytes.len(),
             "compiling"
         );

@@ -389,9 +389,9 @@ async fn shutdown_signal() {
 /// `wedge compile-module`: the wasm on stdin, wasmtime's compiled code of
 /// `tier` on stdout (of the snapshot, for a reactor with an `_initialize`,
 /// which is also written to `snapshot_out` when given), an invalid module's
-/// error on stderr with exit status 2, a failed initialization's with 3. It
-/// runs only when a core is idle ([`run_only_when_idle`]), so serving
-/// threads always come first.
+/// error on stderr with exit status 2, a failed initialization's with 3. An
+/// optimized compile runs only when a core is idle, a baseline one beside the
+/// serving threads ([`share_the_cpu`]).
 fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     use std::io::{Read, Write};
     // A compile outlives no node: it dies with the process that started it.
@@ -399,7 +399,7 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
         return ExitCode::FAILURE;
     }
-    run_only_when_idle(tier);
+    share_the_cpu(tier);
     let mut wasm = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut wasm) {
         eprintln!("cannot read the module: {e}");
@@ -461,27 +461,35 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Puts this compile under `SCHED_IDLE`: it runs only on a core no serving
-/// thread wants, and a request that arrives takes the core back at once. A
-/// niced compile still runs out its time slice first. Under `wrk -t2 -c32`
+/// How this compile shares the CPU with the serving threads.
+///
+/// The optimized compile runs under `SCHED_IDLE`: only on a core no serving
+/// thread wants, and a request that arrives takes the core back at once (a
+/// niced compile still runs out its time slice first). Under `wrk -t2 -c32`
 /// on two cores, with a 5 MB Go module deployed every 2 s, the p99 of hello
 /// went from 2.0 ms to 6.8 ms with compiles at nice 10 (baseline) and 19
 /// (optimized), to 5.4 ms with both at nice 19, and to 3.0 ms under
-/// `SCHED_IDLE`. The price: on a node whose cores are saturated a new
-/// module goes live only when they are not (a baseline compile took 16–21 s
-/// in that run, against 0.5 s on a quiet node). Where `SCHED_IDLE` is
-/// refused, nice 10 and 19.
-fn run_only_when_idle(tier: Tier) {
+/// `SCHED_IDLE`. Where `SCHED_IDLE` is refused, nice 19.
+///
+/// The baseline compile is what a new version waits for, so it keeps the
+/// ordinary policy and the node's own priority: a fair share of the CPU
+/// beside the serving threads. Under `SCHED_IDLE` too, a node whose cores
+/// were saturated took a new version only when they were not: baseline
+/// compiles of 3–21 s for modules that compile in 70–500 ms on a quiet
+/// node. Winch compiles in a fraction of Cranelift's time, so the burst is
+/// short; its cost to the p99 is in docs/performance.md (`cargo xtask bench
+/// golive`).
+fn share_the_cpu(tier: Tier) {
+    if tier == Tier::Baseline {
+        return;
+    }
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler on this process (0) with a valid parameter
     // block; it changes only how this process is scheduled.
     #[allow(unsafe_code)]
-    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
-    let niceness = match (idle, tier) {
-        (true, _) | (false, Tier::Optimized) => 19,
-        (false, Tier::Baseline) => 10,
-    };
-    let _ = rustix::process::setpriority_process(None, niceness);
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    // What is left where `SCHED_IDLE` is refused; under it, nice is moot.
+    let _ = rustix::process::setpriority_process(None, 19);
 }
 
 fn check(module: &Path) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ mod outbound;
 mod reactors;
 mod requests;
 mod rollout;
+mod saturated;
 mod sdks;
 mod shutdown;
 mod swap;

@@ -11,7 +11,7 @@ use wedge_test_harness::{Node, examples, guests, raw_call};
 use crate::node;
 
 /// The body of `GET path`, or the whole reply when it is not a 200.
-async fn body(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+pub(crate) async fn body(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     match raw_call(addr, "GET", path).await {
         (200, body) => Ok(body),
         (status, body) => Err(format!("{status}: {body}")),
@@ -19,7 +19,7 @@ async fn body(addr: std::net::SocketAddr, path: &str) -> Result<String, String> 
 }
 
 /// Waits until `GET path` answers `expected`; how long that took.
-async fn until_serving(n: &Node, path: &str, expected: &str) -> Duration {
+pub(crate) async fn until_serving(n: &Node, path: &str, expected: &str) -> Duration {
     let started = Instant::now();
     loop {
         if body(n.addr(), path).await.as_deref() == Ok(expected) {
@@ -34,14 +34,14 @@ async fn until_serving(n: &Node, path: &str, expected: &str) -> Duration {
 }
 
 /// Replaces `target` by writing a temporary file next to it and renaming it.
-fn replace_by_rename(target: &Path, wasm: &str) {
+pub(crate) fn replace_by_rename(target: &Path, wasm: &str) {
     let tmp = target.with_extension("uploading");
     std::fs::copy(wasm, &tmp).unwrap();
     std::fs::rename(&tmp, target).unwrap();
 }
 
 /// Replaces `target` in place: truncate, then write.
-fn replace_in_place(target: &Path, wasm: &str) {
+pub(crate) fn replace_in_place(target: &Path, wasm: &str) {
     std::fs::write(target, std::fs::read(wasm).unwrap()).unwrap();
 }
 

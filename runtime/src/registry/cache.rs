@@ -10,7 +10,10 @@
 //! directories of other engines are removed. Entries are written through a
 //! temporary file, a rename and a directory sync. The cache is bounded: every
 //! entry a loaded version or a remembered last good state uses is kept, plus
-//! the most recently used [`SPARE_ENTRIES`] others.
+//! the most recently used [`SPARE_ENTRIES`] others of each tier. Baseline
+//! code is kept that way too, so a module replaced before its optimized code
+//! landed (a swap under load, where optimized compiles wait for idle cores)
+//! serves again without a compile when it comes back.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -24,8 +27,8 @@ use sha2::{Digest, Sha256};
 use crate::engine::{Tier, WasmEngine};
 use crate::fsutil;
 
-/// Entries kept beyond those in use, most recently used first, so rolling back
-/// to a recent version does not compile again.
+/// Entries kept beyond those in use, per tier, most recently used first, so
+/// rolling back to a recent version does not compile again.
 pub const SPARE_ENTRIES: usize = 32;
 
 /// The on-disk cache of compiled modules: optimized code, and the baseline
@@ -117,8 +120,11 @@ impl ModuleCache {
         // name pins.
         #[allow(unsafe_code)]
         let loaded = unsafe { Code::deserialize_file(engine.engine_for(Tier::Baseline), &path) };
-        if loaded.is_err() {
-            let _ = std::fs::remove_file(&path);
+        match loaded {
+            Ok(_) => touch(&path),
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
         }
         Some(loaded)
     }
@@ -186,13 +192,7 @@ impl ModuleCache {
         #[allow(unsafe_code)]
         let loaded = unsafe { Code::deserialize_file(engine.engine(), &path) };
         match &loaded {
-            // Marks the entry as recently used for eviction.
-            Ok(_) => {
-                let _ = std::fs::File::options()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
-            }
+            Ok(_) => touch(&path),
             Err(e) => {
                 tracing::warn!(
                     target: "wedge::registry",
@@ -220,55 +220,60 @@ impl ModuleCache {
                 }
             }
         }
-        // Baseline code nothing uses goes at once: it is quick to make again.
-        if let Ok(entries) = std::fs::read_dir(&self.baseline_dir) {
-            for entry in entries.filter_map(Result::ok) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name
-                    .strip_suffix(".cwasm")
-                    .is_some_and(|sha| !keep.contains(sha))
-                    && std::fs::remove_file(entry.path()).is_ok()
-                {
-                    removed += 1;
-                }
-            }
-        }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return removed;
-        };
-        let mut spare = Vec::new();
-        let mut stale = Vec::new();
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            match name.strip_suffix(".cwasm") {
-                Some(sha) if keep.contains(sha) => {}
-                Some(_) => {
-                    let used = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    spare.push((used, entry.path()));
-                }
-                // A temporary file left by a compile that a crash cut short,
-                // not one of this process's compiles under way.
-                None if name.starts_with('.') && !name.contains(&own_temp_marker()) => {
-                    stale.push(entry.path());
-                }
-                None => {}
-            }
-        }
-        spare.sort_by_key(|s| std::cmp::Reverse(s.0));
-        stale.extend(spare.into_iter().skip(SPARE_ENTRIES).map(|(_, path)| path));
-        for path in stale {
-            if std::fs::remove_file(path).is_ok() {
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            let _ = fsutil::sync_dir(&self.dir);
-        }
+        // Baseline code is kept like optimized code: a module replaced
+        // before its optimized code landed serves again at once when it
+        // comes back (a rollback by file copy), with no compile.
+        removed += evict_dir(&self.baseline_dir, keep);
+        removed += evict_dir(&self.dir, keep);
         removed
     }
+}
+
+/// Removes from `dir` every entry not in `keep` beyond the [`SPARE_ENTRIES`]
+/// most recently used, and temporary files a crash left; how many it removed.
+fn evict_dir(dir: &Path, keep: &HashSet<&str>) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut spare = Vec::new();
+    let mut stale = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match name.strip_suffix(".cwasm") {
+            Some(sha) if keep.contains(sha) => {}
+            Some(_) => {
+                let used = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                spare.push((used, entry.path()));
+            }
+            // A temporary file left by a compile that a crash cut short,
+            // not one of this process's compiles under way.
+            None if name.starts_with('.') && !name.contains(&own_temp_marker()) => {
+                stale.push(entry.path());
+            }
+            None => {}
+        }
+    }
+    spare.sort_by_key(|s| std::cmp::Reverse(s.0));
+    stale.extend(spare.into_iter().skip(SPARE_ENTRIES).map(|(_, path)| path));
+    let removed = stale
+        .into_iter()
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count();
+    if removed > 0 {
+        let _ = fsutil::sync_dir(dir);
+    }
+    removed
+}
+
+/// Marks the entry at `path` as recently used, for eviction.
+fn touch(path: &Path) {
+    let _ = std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
 }
 
 #[cfg(test)]

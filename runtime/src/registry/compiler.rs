@@ -7,10 +7,12 @@
 //! A compile cannot be interrupted inside Cranelift, but a process can be
 //! killed: a compile that runs past `functions.compile_timeout` is abandoned
 //! that way, and nothing it did remains; so is one whose module no function
-//! names any more (a version replaced while it compiled). The child runs at a
-//! lower CPU priority than the serving threads, and the memory the compiler
-//! uses is the child's and goes with it, so a big or hostile module costs the
-//! node neither latency nor resident memory afterwards. At most
+//! names any more (a version replaced while it compiled). An optimized
+//! compile runs only on idle cores; the baseline compile a new version waits
+//! for gets its fair share beside the serving threads, so a node at full
+//! load still takes a fix in bounded time. The memory the compiler uses is
+//! the child's and goes with it, so a big or hostile module costs the node
+//! no resident memory afterwards. At most
 //! [`Compiler::slots`] compiles run at once (more wait for a slot); each
 //! function's compile is independent of the others'.
 
@@ -69,8 +71,9 @@ impl Compiler {
     }
 
     /// How many compiles may run at once: two per core, and at least four,
-    /// so a few long compiles never hold up every other function. They run
-    /// at low priority, so serving goes first however many there are.
+    /// so a few long compiles never hold up every other function. Optimized
+    /// compiles run at idle priority, so serving goes first however many
+    /// there are.
     pub fn slots() -> usize {
         std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
     }

@@ -488,6 +488,7 @@ impl Registry {
                 target: "wedge::registry",
                 function = %job.function,
                 path = %job.path.display(),
+                sha256 = %job.sha256,
                 size = job.bytes.len(),
                 tier = Tier::Optimized.as_str(),
                 compile_ms = started.elapsed().as_millis() as u64,

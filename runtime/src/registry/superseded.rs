@@ -2,8 +2,11 @@
 //! again and again (a CI pipeline pushing every commit) queues one compile
 //! per version; when a compile's turn comes, or while it runs, and no function
 //! names its module any more, on disk or serving, it is dropped (its child
-//! killed) with its baseline code and snapshot, so the compile slots and the
-//! cores go to the version that will serve.
+//! killed) with its reactor snapshot, so the compile slots and the cores go
+//! to the version that will serve. Baseline code already made stays in the
+//! module cache, bounded like the rest, so a module that comes back (a
+//! rollback by file copy) serves again at once and compiles nothing before
+//! it does.
 
 use std::collections::HashSet;
 
@@ -59,7 +62,7 @@ impl Registry {
     /// Whether the compile of `sha256` should go on: some function's files
     /// name the module, or it serves in `serving`. When neither holds the
     /// compile is abandoned here, at once: its functions wait no more, and
-    /// its baseline code and snapshot are removed.
+    /// its snapshot is removed; its baseline code stays in the cache.
     pub(super) fn still_wanted(&self, sha256: &str, serving: &Snapshot) -> bool {
         // Under the lock of the compiles, so a reload that names the module
         // again either sees the compile (and waits for it) or claims a new one.
@@ -74,7 +77,7 @@ impl Registry {
         }
         compiling.remove(sha256);
         drop(compiling);
-        self.drop_baseline(sha256);
+        self.set_baseline_aside(sha256);
         tracing::info!(
             target: "wedge::registry",
             sha256 = %sha256,

@@ -86,6 +86,7 @@ impl Registry {
                     target: "wedge::registry",
                     function = %job.function,
                     path = %job.path.display(),
+                    sha256 = %job.sha256,
                     size = job.bytes.len(),
                     tier = Tier::Baseline.as_str(),
                     compile_ms = started.elapsed().as_millis() as u64,
@@ -173,6 +174,15 @@ impl Registry {
         let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
         lock(&self.baseline).remove(sha256);
         self.cache.remove_baseline(sha256);
+    }
+
+    /// Module `sha256`'s compile was abandoned: its snapshot goes (an
+    /// optimized compile, if the module comes back, initializes it again)
+    /// and its baseline code leaves memory but stays in the cache, to serve
+    /// again at once if the module comes back before it is evicted.
+    pub(super) fn set_baseline_aside(&self, sha256: &str) {
+        let _ = std::fs::remove_file(self.cache.snapshot_path(sha256));
+        lock(&self.baseline).remove(sha256);
     }
 
     /// Drops baseline code no version in `used` runs and no compile waits for.
