@@ -11,19 +11,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use wedge::component::{self, HttpInvocation};
 use wedge::config::Durability;
-use wedge::engine::WasmEngine;
-use wedge::function::{Handler, Settings, Version};
-use wedge::instance::{self, Invocation};
-use wedge::kv::KvCtx;
-use wedge::kv::sled::SledBackend;
-use wedge::outbound::OutboundCtx;
-use wedge::registry::loader;
-use wedge::stdio::GuestLog;
+use wedge::control::catalogue::loader;
+use wedge::guest::engine::WasmEngine;
+use wedge::host::outbound::wit::Outgoing;
+use wedge::host::outbound::{OutboundCtx, RequestOutbound};
+use wedge::host::stdio::GuestLog;
+use wedge::host::store::KvCtx;
+use wedge::node::function::{Handler, Settings, Version};
+use wedge::request::run_component::{self, HttpInvocation};
+use wedge::request::run_wagi::{self, Invocation};
+use wedge::request::wagi::{self, RequestInfo};
+use wedge::store::sled::SledBackend;
 use wedge::telemetry::Telemetry;
-use wedge::wagi::{self, RequestInfo};
-use wedge::wasi_http::outgoing::Outgoing;
 
 /// The allocator the `wedge` binary uses.
 #[global_allocator]
@@ -36,7 +36,7 @@ fn request_path(c: &mut Criterion) {
         .unwrap();
     let engine = WasmEngine::new(64).unwrap();
     let bytes = std::fs::read(wedge_test_harness::examples::HELLO).unwrap();
-    let compiled = loader::compile(&engine, &bytes, wedge::engine::Tier::Optimized).unwrap();
+    let compiled = loader::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
     let telemetry = Arc::new(Telemetry::default());
     let version = Version {
         label: "v1".into(),
@@ -92,17 +92,17 @@ fn request_path(c: &mut Criterion) {
                 log: GuestLog::new(function.clone(), label.clone(), id.clone()),
                 deadline: tokio::time::Instant::now() + settings.timeout,
                 kv: KvCtx::new(kv.clone(), settings.kv.clone(), telemetry.clone()),
-                outbound: OutboundCtx::new(
-                    None,
-                    function.clone(),
-                    telemetry.clone(),
-                    tokio::time::Instant::now() + settings.timeout,
-                ),
+                outbound: OutboundCtx::new(RequestOutbound {
+                    client: None,
+                    function: function.clone(),
+                    telemetry: telemetry.clone(),
+                    deadline: tokio::time::Instant::now() + settings.timeout,
+                }),
             };
             let Handler::Wagi(code) = &version.compiled.handler else {
                 unreachable!("hello is a WAGI module")
             };
-            let (response, _) = runtime.block_on(instance::run(
+            let (response, _) = runtime.block_on(run_wagi::run(
                 &engine,
                 (code, version.compiled.tier),
                 &settings,
@@ -113,7 +113,7 @@ fn request_path(c: &mut Criterion) {
     });
 
     let bytes = std::fs::read(wedge_test_harness::examples::HTTP_HELLO).unwrap();
-    let compiled = loader::compile(&engine, &bytes, wedge::engine::Tier::Optimized).unwrap();
+    let compiled = loader::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
     let Handler::Http(pre) = &compiled.handler else {
         unreachable!("http-hello is a wasi:http component")
     };
@@ -128,10 +128,15 @@ fn request_path(c: &mut Criterion) {
                     .unwrap(),
                 log: GuestLog::new(function.clone(), label.clone(), id.clone()),
                 deadline,
-                outgoing: Outgoing::new(None, function.clone(), telemetry.clone(), deadline),
+                outgoing: Outgoing::new(RequestOutbound {
+                    client: None,
+                    function: function.clone(),
+                    telemetry: telemetry.clone(),
+                    deadline,
+                }),
                 kv: KvCtx::new(kv.clone(), settings.kv.clone(), telemetry.clone()),
             };
-            let (response, _) = runtime.block_on(component::run(
+            let (response, _) = runtime.block_on(run_component::run(
                 &engine,
                 (pre, compiled.tier),
                 &settings,

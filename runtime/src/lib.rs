@@ -5,116 +5,57 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `wedge.toml`, `function.toml`, `deployment.toml`.
-//! - [`admin`]: the admin API on its own listener: functions, deployments, uploads, kv.
-//! - [`api`]: the admin API's request and response types, shared by both ends.
-//! - [`client`]: the admin API client behind `wedge deploy`, `status` and friends.
-//! - [`server`]: the listener: connection limits, accept back-off, graceful shutdown.
-//! - [`conn`]: one connection: TLS or protocol sniffing, HTTP/1.1 or HTTP/2, and
-//!   its header-read, idle and write timeouts.
-//! - [`tls`]: certificates for the public listener, reloaded when their files change.
-//! - [`peers`]: per-address connection counts and request rates.
-//! - [`lanes`]: the serving threads, one per core, each with its own connections.
-//! - [`alloc`]: the allocator call that hands a lane's freed memory back.
-//! - [`handler`]: the request path: checks, routing, body, admission, guest run,
-//!   response, access log.
-//! - [`validate`]: what a request must be before any of it reaches a guest.
-//! - [`function`]: a function as it serves: route, limits, deployment and
-//!   compiled versions.
-//! - [`router`]: the immutable routing snapshot and prefix matching.
-//! - [`rollout`]: version choice per request: override header, sticky key, random draw.
-//! - [`registry`]: the functions directory turned into compiled, routable functions;
-//!   compiles in child processes in two tiers (Winch's baseline code first,
-//!   Cranelift's optimized code after, a compile abandoned once nothing names
-//!   its module), the module cache, the remembered last good state, and the
-//!   functions directory's watcher.
-//! - [`source`]: the channel every source of change (the directory watcher,
-//!   the fleet's desired state, finished compiles) feeds the control loop through.
-//! - [`control`]: the control loop: reload and swap, one swap at a time, for
-//!   every source of change.
-//! - [`engine`]: the wasmtime engines, one per compiler tier (pooling, epochs),
-//!   and their linkers.
-//! - [`code`]: the two handler formats, told apart by their bytes, and their
-//!   compiled code.
-//! - [`limits`]: a guest's memory cap and table limit inside its store.
-//! - [`instance`]: one request's run of a WAGI module: store, limits,
-//!   deadline and outcome.
-//! - [`wasi_http`]: a component's per-request host state, the worlds it may
-//!   import from, its stdout and stderr into the log, `wasi:keyvalue` on the
-//!   node's stores, and `wasi:http/outgoing-handler` through `outbound`.
-//! - [`component`]: one request's run of a wasi:http component, its response
-//!   read whole within the response cap.
-//! - [`segments`]: a module's data segments joined into few, so instantiating
-//!   it does not walk thousands (Go emits one per symbol).
-//! - [`preinit`]: reactor handlers: `_initialize` run once at load and
-//!   snapshotted with `wasmtime-wizer`, `wedge_handle` per request.
-//! - [`wagi`]: request to environment/argv, stdout to response.
-//! - [`guest_io`]: the WASI calls every request makes (argv, environment, stdio,
-//!   exit), served from the request's buffers.
-//! - [`stdio`]: the guest's stdout buffer and stderr logger.
-//! - [`kv`]: the `wedge` host module: key-value stores on sled (group commit,
-//!   recovery from storage errors) or on etcd (transactions with op records,
-//!   escrow blocks of hot counters sold from a local ledger).
-//! - [`outbound`]: the `wedge` module's outbound HTTP: the allow-list on URLs
-//!   and resolved addresses, pooled connections per function, the DNS cache,
-//!   TLS, and each request's open responses.
-//! - [`fleet`]: fleet rollouts: the desired state in etcd, modules in an OCI
-//!   registry, each node following them into its functions directory.
-//! - [`error`]: statuses the host answers with itself.
-//! - [`telemetry`]: per-version counts, latency histograms, traps, kv operations,
-//!   connections.
-//! - [`fsutil`]: crash-safe file writes.
-//! - [`request_id`], [`log`], [`metrics`]: request ids, log set-up, metric types.
+//! One folder per part of the node, from the top layer down. A module uses
+//! only modules of its own layer and the layers below it, and `cargo xtask
+//! layout` fails CI on an upward use, on a cycle (between folders or inside
+//! one) and on a name here that is no module.
 //!
-//! Modules depend on each other one way, and `cargo xtask layout` fails CI on
-//! a cycle. At the bottom are `config`, `metrics`, `telemetry`, `source`,
-//! `segments`, `code` and `limits`. Above them
-//! sit `kv`, `outbound` (which uses `kv`'s status codes and memory access),
-//! `guest_io`, `wagi`, `wasi_http` (over `kv` and `outbound`) and `engine`, then `preinit` and
-//! `function`. `instance`, `component`, `router` and `rollout` read
-//! functions, and `registry` builds them into routing snapshots. `handler` serves a request from a snapshot and `control`
-//! swaps snapshots. `conn`, `server` and `admin` are on top. A request flows
-//! `server` → `conn` → `handler` → `router` (snapshot) → `instance` + `wagi`
-//! (or `component`) → response, and `registry` is the only writer of the snapshot.
+//! - [`admin`]: the admin API on its own listener, its typed requests and
+//!   responses ([`admin::api`]) and its client ([`admin::client`]), behind
+//!   `wedge deploy`, `status` and friends.
+//! - [`control`]: the control plane: the one control loop that reloads and
+//!   swaps, the channel every change comes through ([`control::source`]), the
+//!   functions catalogue and its compiles ([`control::catalogue`]), fleet
+//!   rollouts ([`control::fleet`]) and the canary rule ([`control::canary`]).
+//! - [`request`]: the request path: routing, version choice
+//!   ([`request::rollout`]), the run of a guest in either format
+//!   ([`request::run_wagi`], [`request::run_component`]), the response and
+//!   the access log ([`request::handler`]).
+//! - [`edge`]: the listener, the serving threads, connections and their
+//!   timeouts, TLS, per-address limits and request checks; it hands each
+//!   request to the request path through [`edge::Serve`].
+//! - [`node`]: the node's state below both planes: the routing snapshot in
+//!   force, functions as they serve, telemetry, the failure signal.
+//! - [`guest`]: a handler's code: the wasmtime engines and their linkers,
+//!   both formats' compiled code, reactor snapshots.
+//! - [`host`]: what a guest imports: the stores ([`host::store`]) and
+//!   outbound calls ([`host::outbound`]), each with its wasip1 and its WIT
+//!   binding side by side, WASI for both formats, and the `wedge` module's ABI.
+//! - [`store`]: the key-value backends: sled (group commit, recovery from
+//!   storage errors) and etcd (transactions with op records, escrow blocks).
+//! - [`telemetry`]: per-version counts and histograms, connections, metric
+//!   types ([`telemetry::metrics`]) and the log ([`telemetry::log`]).
+//! - [`config`], [`util`]: `wedge.toml`, `function.toml` and
+//!   `deployment.toml`; small helpers (crash-safe writes, clocks).
+//!
+//! A request flows [`edge::server`] → [`edge::conn`] → [`request::handler`]
+//! → the snapshot in [`node::state`] → [`request::rollout`] →
+//! [`request::run_wagi`] or [`request::run_component`] → response. A change
+//! flows from a source ([`control::catalogue::watcher`], an admin call, the
+//! fleet) through [`control::source`] into the control loop, which reloads
+//! through [`control::catalogue`] and swaps the snapshot in [`node::state`].
 
 pub mod admin;
-pub mod alloc;
-pub mod api;
-pub mod client;
-pub mod code;
-pub mod component;
 pub mod config;
-pub mod conn;
 pub mod control;
-pub mod engine;
-pub mod error;
-pub mod fleet;
-pub mod fsutil;
-pub mod function;
-pub mod guest_io;
-pub mod handler;
-pub mod instance;
-pub mod kv;
-pub mod lanes;
-pub mod limits;
-pub mod log;
-pub mod metrics;
-pub mod outbound;
-pub mod peers;
-pub mod preinit;
-pub mod registry;
-pub mod request_id;
-pub mod rollout;
-pub mod router;
-pub mod segments;
-pub mod server;
-pub mod source;
-pub mod stdio;
+pub mod edge;
+pub mod guest;
+pub mod host;
+pub mod node;
+pub mod request;
+pub mod store;
 pub mod telemetry;
-pub mod tls;
-pub mod validate;
-pub mod wagi;
-pub mod wasi_http;
+pub mod util;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -124,17 +65,19 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, StoreBackend};
-use crate::conn::ConnSettings;
 use crate::control::Control;
-use crate::engine::WasmEngine;
-use crate::handler::{App, Limits};
-use crate::kv::Backend;
-use crate::kv::etcd::EtcdBackend;
-use crate::kv::sled::SledBackend;
-use crate::outbound::Outbound;
-use crate::peers::Peers;
-use crate::registry::{Registry, Reloaded};
-use crate::server::ListenSettings;
+use crate::control::catalogue::Catalogue;
+use crate::edge::conn::ConnSettings;
+use crate::edge::peers::Peers;
+use crate::edge::server::ListenSettings;
+use crate::guest::engine::WasmEngine;
+use crate::host::outbound::Outbound;
+use crate::node::NodeState;
+use crate::node::snapshot::Snapshot;
+use crate::request::handler::{App, Limits};
+use crate::store::Backend;
+use crate::store::etcd::EtcdBackend;
+use crate::store::sled::SledBackend;
 use crate::telemetry::Telemetry;
 
 /// File descriptors kept back from `server.max_connections` for everything else
@@ -165,7 +108,7 @@ pub async fn serve(
     }
     let max_connections = connection_budget(config.server.max_connections);
     let tls = match &config.server.tls {
-        Some(tls) => Some(tls::Tls::start(tls).context("cannot set up [server.tls]")?),
+        Some(tls) => Some(edge::tls::Tls::start(tls).context("cannot set up [server.tls]")?),
         None => None,
     };
     let admin_listener = TcpListener::bind(config.admin.listen)
@@ -180,42 +123,31 @@ pub async fn serve(
     })?;
     let started = std::time::Instant::now();
     // Watch before loading, so nothing written during the load is missed.
-    let (changes, control_loop) = source::channel();
-    let _watcher = registry::watcher::watch(config.functions.dir.clone(), changes.clone())
-        .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
+    let (changes, control_loop) = control::source::channel();
+    let _watcher =
+        control::catalogue::watcher::watch(config.functions.dir.clone(), changes.clone())
+            .with_context(|| format!("cannot watch {}", config.functions.dir.display()))?;
     let telemetry = Arc::new(Telemetry::default());
     let outbound = Outbound::new(&config.outbound).context("cannot set up [outbound]")?;
-    let registry = Arc::new(Registry::new(
+    let catalogue = Arc::new(Catalogue::new(
         engine.clone(),
         config.clone(),
         telemetry.clone(),
         outbound,
         compiler,
     ));
-    let loaded = load_functions(&registry).await?;
-    let functions = loaded.snapshot.functions().count();
-    tracing::info!(
-        target: "wedge::registry",
-        functions,
-        compiling = loaded.jobs.len(),
-        cached = loaded.stats.cached,
-        failures = registry.failures().len(),
-        load_ms = started.elapsed().as_millis() as u64,
-        "functions loaded"
-    );
     let kv = open_store(&config).await?;
+    let node = Arc::new(NodeState::new(Snapshot::default(), telemetry, kv.clone()));
     let app = Arc::new(App::new(
+        node.clone(),
         engine,
-        kv.clone(),
-        telemetry,
-        loaded.snapshot,
         Limits::from_config(&config.server),
         Arc::new(Peers::new(&config.server.per_ip)),
     ));
     let fleet = match config.cluster.fleet() {
         false => None,
         true => {
-            let fleet = fleet::Fleet::connect(
+            let fleet = control::fleet::Fleet::connect(
                 &config.cluster,
                 config.functions.dir.clone(),
                 changes.clone(),
@@ -223,14 +155,14 @@ pub async fn serve(
             .await
             .context("cannot set up fleet rollouts ([cluster] registry)")?;
             if config.cluster.share_compiled {
-                registry.share_compiled(fleet.clone());
+                catalogue.share_compiled(fleet.clone());
             }
             tokio::spawn(fleet.clone().follow_forever());
             tokio::spawn(fleet.clone().judge_forever());
             tokio::spawn(
                 fleet
                     .clone()
-                    .report_forever(app.clone(), config.server.region.clone()),
+                    .report_forever(node.clone(), config.server.region.clone()),
             );
             tracing::info!(
                 target: "wedge::fleet",
@@ -241,13 +173,21 @@ pub async fn serve(
             Some(fleet)
         }
     };
-    let control = Arc::new(Control::new(registry, app.clone(), changes));
+    let control = Arc::new(Control::new(catalogue, node, changes));
+    // The control loop's first reload: every function, from what is
+    // compiled. What the cache lacked compiles now, while the rest serves:
+    // each function goes live when its baseline code is ready.
+    let loaded = control.start().await?;
+    tracing::info!(
+        target: "wedge::registry",
+        functions = loaded.functions,
+        compiling = loaded.compiling,
+        cached = loaded.cached,
+        failures = control.catalogue().failures().len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "functions loaded"
+    );
     tokio::spawn(control.clone().run_reloads(control_loop));
-    // What the cache lacked compiles now, while the rest serves: each
-    // function goes live when its baseline code is ready.
-    for job in loaded.jobs {
-        control.compile_in_background(job);
-    }
     tokio::spawn(control.clone().watch_canaries());
     tracing::info!(
         target: "wedge::admin",
@@ -259,13 +199,13 @@ pub async fn serve(
     tracing::info!(
         target: "wedge::server",
         addr = %listener.local_addr()?,
-        functions,
+        functions = loaded.functions,
         tls = tls.is_some(),
         max_connections,
         load_ms = started.elapsed().as_millis() as u64,
         "wedge ready"
     );
-    server::serve(
+    edge::server::serve(
         listener,
         app,
         ListenSettings {
@@ -314,28 +254,6 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
             Ok(Arc::new(backend))
         }
     }
-}
-
-/// Loads the functions directory from what is compiled (the module cache) and
-/// hands back, as jobs, the modules still to compile: the node serves the rest
-/// at once.
-async fn load_functions(registry: &Arc<Registry>) -> anyhow::Result<Reloaded> {
-    let registry = registry.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let loaded = registry.load_all();
-        // What serves now is the state to fall back on after a crash.
-        let all: Vec<String> = loaded
-            .snapshot
-            .functions()
-            .map(|f| f.name.to_string())
-            .collect();
-        registry.remember(&loaded.snapshot, &all);
-        registry.forget_removed();
-        registry.evict(&loaded.snapshot);
-        loaded
-    })
-    .await?;
-    Ok(loaded)
 }
 
 /// `server.max_connections`, within what the process's file descriptor limit

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use wedge::client::AdminClient;
+use wedge::admin::client::AdminClient;
 use wedge::config::Config;
-use wedge::engine::{Tier, WasmEngine};
-use wedge::log::LogFormat;
-use wedge::registry::loader;
+use wedge::control::catalogue::loader;
+use wedge::guest::engine::{Tier, WasmEngine};
+use wedge::telemetry::log::LogFormat;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         } => with_admin(&admin, |c| async move {
             let done = match fleet {
                 true => {
-                    wedge::client::deploy_fleet(
+                    wedge::admin::client::deploy_fleet(
                         &c,
                         &name,
                         &module,
@@ -188,7 +188,7 @@ fn main() -> ExitCode {
                     )
                     .await?
                 }
-                false => wedge::client::deploy(&c, &name, &module, label, canary).await?,
+                false => wedge::admin::client::deploy(&c, &name, &module, label, canary).await?,
             };
             println!("{done}");
             Ok(())
@@ -222,7 +222,7 @@ fn main() -> ExitCode {
             let state = c.fleet().await?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&state)?),
-                false => print!("{}", wedge::client::fleet_table(&state)),
+                false => print!("{}", wedge::admin::client::fleet_table(&state)),
             }
             Ok(())
         }),
@@ -231,7 +231,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", serde_json::to_string_pretty(&functions)?);
             } else {
-                print!("{}", wedge::client::status_table(&functions));
+                print!("{}", wedge::admin::client::status_table(&functions));
             }
             Ok(())
         }),
@@ -285,9 +285,9 @@ fn serve(config_path: &Path, log_format: LogFormat) -> anyhow::Result<()> {
     } else {
         Config::load(config_path)?
     };
-    let _log = wedge::log::init(log_format, &config.server.region)
+    let _log = wedge::telemetry::log::init(log_format, &config.server.region)
         .context("cannot start the log writer")?;
-    // Requests are served on the lanes' own threads (see `wedge::lanes`); this
+    // Requests are served on the lanes' own threads (see `wedge::edge::lanes`); this
     // runtime accepts connections and runs the admin API, reloads and checks.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -405,7 +405,7 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         eprintln!("cannot read the module: {e}");
         return ExitCode::FAILURE;
     }
-    let engine = match wedge::engine::compiling_engine(tier) {
+    let engine = match wedge::guest::engine::compiling_engine(tier) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("cannot set up the compiler: {e:#}");
@@ -417,11 +417,13 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
     // compile initializes with Winch's code, quick to make, unless it was
     // handed a snapshot already.
     let initializes = matches!(
-        wedge::preinit::Shape::of(&wasm),
-        Ok(wedge::preinit::Shape::Reactor { initialize: true })
+        wedge::guest::preinit::Shape::of(&wasm),
+        Ok(wedge::guest::preinit::Shape::Reactor { initialize: true })
     );
     let winch = match tier {
-        Tier::Optimized if initializes => wedge::engine::compiling_engine(Tier::Baseline).ok(),
+        Tier::Optimized if initializes => {
+            wedge::guest::engine::compiling_engine(Tier::Baseline).ok()
+        }
         _ => None,
     };
     let engines: Vec<&wasmtime::Engine> = winch.iter().chain([&engine]).collect();
@@ -430,8 +432,8 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         Err(e) => {
             eprintln!("{}", e.to_string().replace('\n', " "));
             let status = match e {
-                loader::LoadError::Init(_) => wedge::registry::compiler::EXIT_INIT,
-                _ => wedge::registry::compiler::EXIT_INVALID,
+                loader::LoadError::Init(_) => wedge::control::catalogue::compiler::EXIT_INIT,
+                _ => wedge::control::catalogue::compiler::EXIT_INVALID,
             };
             return ExitCode::from(status as u8);
         }
@@ -442,9 +444,9 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         eprintln!("cannot write the snapshot: {e}");
         return ExitCode::FAILURE;
     }
-    let compiled = match wedge::code::Format::of(&wasm) {
-        wedge::code::Format::Http => engine.precompile_component(&wasm),
-        wedge::code::Format::Wagi => engine.precompile_module(&wasm),
+    let compiled = match wedge::guest::code::Format::of(&wasm) {
+        wedge::guest::code::Format::Http => engine.precompile_component(&wasm),
+        wedge::guest::code::Format::Wagi => engine.precompile_module(&wasm),
     };
     match compiled {
         Ok(compiled) => match std::io::stdout().lock().write_all(&compiled) {
@@ -456,7 +458,7 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         },
         Err(e) => {
             eprintln!("{}", format!("{e:#}").replace('\n', " "));
-            ExitCode::from(wedge::registry::compiler::EXIT_INVALID as u8)
+            ExitCode::from(wedge::control::catalogue::compiler::EXIT_INVALID as u8)
         }
     }
 }
@@ -504,18 +506,18 @@ fn check(module: &Path) -> anyhow::Result<()> {
     println!("sha256: {sha256}");
     let format = compiled.handler.format();
     match format {
-        wedge::code::Format::Http => {
+        wedge::guest::code::Format::Http => {
             println!(
                 "format: {} (a component exporting wasi:http/incoming-handler)",
                 format.as_str()
             );
         }
-        wedge::code::Format::Wagi => {
+        wedge::guest::code::Format::Wagi => {
             println!(
                 "format: {} (a wasm32-wasip1 module spoken to in CGI over WASI)",
                 format.as_str()
             );
-            if let Ok(shape) = wedge::preinit::Shape::of(&bytes) {
+            if let Ok(shape) = wedge::guest::preinit::Shape::of(&bytes) {
                 println!("shape:  {}", shape.describe());
             }
         }
@@ -523,8 +525,8 @@ fn check(module: &Path) -> anyhow::Result<()> {
     println!("imports ({}):", compiled.imports.len());
     for import in &compiled.imports {
         match format {
-            wedge::code::Format::Http => println!("  {} ({})", import.name, import.kind),
-            wedge::code::Format::Wagi => {
+            wedge::guest::code::Format::Http => println!("  {} ({})", import.name, import.kind),
+            wedge::guest::code::Format::Wagi => {
                 println!("  {}::{} ({})", import.module, import.name, import.kind);
             }
         }

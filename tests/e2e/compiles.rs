@@ -395,7 +395,7 @@ pub async fn init_slow() {
 pub async fn replaced_versions_are_not_compiled() {
     let n = node().function("hello", examples::HELLO).start();
     // More versions than the node's optimized compile slots, so some wait.
-    let slots = wedge::registry::compiler::Compiler::slots();
+    let slots = wedge::control::catalogue::compiler::Compiler::slots();
     let versions = slots + 6;
     // Cranelift takes seconds over it; the upload's Winch compile, moments.
     let slow = slow_to_compile(512 << 10, 200);

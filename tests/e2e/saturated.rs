@@ -30,7 +30,7 @@ fn cpu_seconds(n: &Node) -> f64 {
 /// sha256 of the module in file `wasm`, as the node's log names it.
 fn sha256(wasm: &str) -> String {
     let digest = Sha256::digest(std::fs::read(wasm).unwrap());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// The baseline compiles of module `sha` the node logged after line `seen`.

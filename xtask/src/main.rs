@@ -4,16 +4,21 @@
 //! - `test`: run every test (unit, SDK, end-to-end).
 //! - `lint`: `cargo fmt --check` and `cargo clippy -D warnings` on every
 //!   workspace, and `layout`.
-//! - `layout`: the runtime's modules depend on each other without a cycle,
-//!   and `lib.rs`'s Layout section names each one ([`layout`]).
-//! - `bench`: the wrk load benchmark, wedge against a raw hyper hello-world.
-//!   [`fleet`] holds the parts of its three-node scenario.
+//! - `layout`: the runtime's and xtask's modules are layered as their root
+//!   file's Layout section declares, with no use of a higher layer, no cycle
+//!   among the top-level modules nor among the modules of any folder, and no
+//!   Layout link to a module that does not exist ([`layout`]).
+//! - `bench`: the wrk load benchmark, wedge against a raw hyper hello-world
+//!   ([`bench`]).
+//!
+//! # Layout
+//!
+//! - [`bench`]: `cargo xtask bench`: its options and one file per scenario
+//!   (`bench/hello.rs`, `bench/fleet.rs`, `bench/golive/`, …), over the
+//!   parts they share (`bench/node.rs`, `bench/wrk.rs`, `bench/report.rs`).
+//! - [`layout`]: `cargo xtask layout`: the check of a crate's modules.
 
 mod bench;
-mod deploys;
-mod engines;
-mod fleet;
-mod golive;
 mod layout;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +33,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
-        Some("layout") => layout::check(&root().join("runtime/src")),
+        Some("layout") => layout::check_all(),
         Some("bench") => bench::bench(&args[1..]),
         _ => Err("usage: cargo xtask <serve|test|lint|layout|bench> [args...]".to_string()),
     };
@@ -318,7 +323,7 @@ fn lint() -> Result<(), String> {
     // JavaScript and Python examples.
     wedge_toolchains::ensure()?;
     wedge_toolchains::components::ensure_componentizers(&root())?;
-    layout::check(&root().join("runtime/src"))?;
+    layout::check_all()?;
     for dir in go_modules()? {
         wedge_toolchains::go_tool(&dir, &["vet", "./..."], false)?;
         wedge_toolchains::go_tool(&dir, &["vet", "./..."], true)?;

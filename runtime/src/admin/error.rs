@@ -1,15 +1,15 @@
 //! The admin API's errors, and the one table that turns each into a status.
-//! Every error answers `{"error": "..."}` ([`crate::api::ErrorBody`]).
+//! Every error answers `{"error": "..."}` ([`crate::admin::api::ErrorBody`]).
 
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::json;
-use crate::api::ErrorBody;
+use crate::admin::api::ErrorBody;
 use crate::control::ControlError;
-use crate::error::Body;
-use crate::fleet::FleetError;
-use crate::fleet::desired::DesiredError;
-use crate::kv::KvError;
+use crate::control::fleet::FleetError;
+use crate::control::fleet::desired::DesiredError;
+use crate::request::error::Body;
+use crate::store::KvError;
 
 /// Why an admin request failed.
 #[derive(Debug, thiserror::Error)]

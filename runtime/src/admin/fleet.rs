@@ -11,11 +11,11 @@ use hyper::body::Incoming;
 
 use super::routes::body;
 use super::{AdminError, json};
-use crate::api;
+use crate::admin::api;
 use crate::config::{Deployment, FunctionConfig, valid_name};
+use crate::control::fleet::Fleet;
 use crate::control::{Control, ControlError};
-use crate::error::Body;
-use crate::fleet::Fleet;
+use crate::request::error::Body;
 
 /// Largest `function.toml` or deployment body.
 const MAX_BODY: usize = 64 << 10;
@@ -44,10 +44,10 @@ pub async fn route(
                     "version labels are 1-64 of A-Z a-z 0-9 - _ . (not starting with a dot)".into(),
                 )));
             }
-            let bytes = body(req, control.registry().max_module_size()).await?;
+            let bytes = body(req, control.catalogue().max_module_size()).await?;
             let module: Arc<[u8]> = bytes.to_vec().into();
             let _held = control
-                .registry()
+                .catalogue()
                 .validate(module.clone())
                 .await
                 .map_err(|e| ControlError::Invalid(e.to_string()))?;

@@ -1,11 +1,11 @@
 //! `/metrics`: what the node knows, in Prometheus text format.
 
 use crate::control::Control;
-use crate::metrics::{CounterVec, Exposition};
+use crate::telemetry::metrics::{CounterVec, Exposition};
 
 /// Renders every metric.
 pub fn render(control: &Control) -> String {
-    let app = control.app();
+    let app = control.node();
     let mut e = Exposition::default();
     e.family(
         "wedge_inflight_requests",
@@ -61,7 +61,7 @@ pub fn render(control: &Control) -> String {
         &mut e,
         "wedge_module_load_failures_total",
         "Changes to the function that failed to load.",
-        control.registry().failure_count(),
+        control.catalogue().failure_count(),
     );
     let telemetry = app.telemetry();
     let versions = telemetry.versions();

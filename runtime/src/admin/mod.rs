@@ -4,8 +4,13 @@
 //!
 //! Every route but `/healthz` needs `Authorization: Bearer <token>` when a token
 //! is configured. Errors are JSON: `{"error": "..."}`.
+//!
+//! - [`api`]: the API's request and response types, shared by both ends.
+//! - [`client`]: the API's client, behind `wedge deploy`, `status` and friends.
 
+pub mod api;
 mod auth;
+pub mod client;
 mod error;
 mod fleet;
 mod metrics;
@@ -28,9 +33,9 @@ pub use auth::Token;
 pub use error::AdminError;
 
 use crate::control::Control;
-use crate::error::Body;
-use crate::fleet::Fleet;
-use crate::server::AcceptBackoff;
+use crate::control::fleet::Fleet;
+use crate::edge::server::AcceptBackoff;
+use crate::request::error::Body;
 
 /// What the admin API works with.
 pub struct Admin {

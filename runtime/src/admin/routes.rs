@@ -1,4 +1,4 @@
-//! The admin API's routes. Each answers with a type from [`crate::api`], or
+//! The admin API's routes. Each answers with a type from [`crate::admin::api`], or
 //! an [`AdminError`].
 
 use bytes::Bytes;
@@ -8,13 +8,13 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
 use super::{AdminError, json, text};
-use crate::api;
+use crate::admin::api;
 use crate::config::Deployment;
+use crate::control::catalogue::LoadFailure;
 use crate::control::{Control, ControlError};
-use crate::error::Body;
-use crate::function::Function;
-use crate::kv::OpId;
-use crate::registry::LoadFailure;
+use crate::node::function::Function;
+use crate::request::error::Body;
+use crate::store::OpId;
 
 /// Largest request body other than a module (deployments, key-value values).
 const MAX_BODY: usize = 2 << 20;
@@ -36,14 +36,14 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Rep
         }
         (&Method::GET, ["v1", "functions"]) => Ok(ok(&functions(control))),
         (&Method::PUT, ["v1", "functions", name, "versions", label]) => {
-            let max_module = control.registry().max_module_size();
+            let max_module = control.catalogue().max_module_size();
             let bytes = body(req, max_module).await?;
             let v = control.upload(name, label, bytes.to_vec()).await?;
             let state = control
-                .app()
+                .node()
                 .snapshot()
                 .get(name)
-                .map(|f| describe(f, control.registry().failure(name)));
+                .map(|f| describe(f, control.catalogue().failure(name)));
             Ok(ok(&api::Uploaded {
                 function: name.to_string(),
                 label: v.label.to_string(),
@@ -66,7 +66,7 @@ pub async fn route(control: &Control, req: Request<Incoming>, path: &str) -> Rep
         }
         (&Method::POST, ["v1", "kv-reclaim", node]) => {
             let node = percent_decode_str(node).decode_utf8_lossy().into_owned();
-            let done = control.app().kv().reclaim(&node).await?;
+            let done = control.node().kv().reclaim(&node).await?;
             let reclaimed = done
                 .into_iter()
                 .map(|r| api::ReclaimedCounter {
@@ -96,7 +96,7 @@ fn ok(value: &impl serde::Serialize) -> Response<Body> {
 /// `?all=1` it is 503 until none is.
 fn readyz(control: &Control, query: Option<&str>) -> Response<Body> {
     let pending = control.pending();
-    if let Some(problem) = control.app().kv().health().problem() {
+    if let Some(problem) = control.node().kv().health().problem() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: the key-value store cannot write: {problem}\npending: {pending}\n"),
@@ -125,8 +125,8 @@ pub(super) async fn body(req: Request<Incoming>, limit: usize) -> Result<Bytes, 
 }
 
 fn functions(control: &Control) -> api::FunctionList {
-    let snapshot = control.app().snapshot();
-    let mut failures = control.registry().failures();
+    let snapshot = control.node().snapshot();
+    let mut failures = control.catalogue().failures();
     let mut functions: Vec<api::FunctionState> = snapshot
         .functions()
         .map(|f| describe(f, failures.remove(&*f.name)))
@@ -199,7 +199,7 @@ fn deployed(result: Result<Deployment, ControlError>) -> Reply {
 }
 
 async fn kv(control: &Control, req: Request<Incoming>, store: &str, key: &[u8]) -> Reply {
-    let store = control.app().kv().open(store)?;
+    let store = control.node().kv().open(store)?;
     match *req.method() {
         Method::GET => {
             let value = store.get(key).await?.ok_or(AdminError::NoKey)?;

@@ -2,23 +2,10 @@
 //! the compiler long, and copies of a module that differ only in a custom
 //! section.
 
-fn leb(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
-    out.push(id);
-    leb(payload.len(), out);
-    out.extend_from_slice(payload);
-}
+use wasm_encoder::{
+    BlockType, CodeSection, CustomSection, ExportKind, ExportSection, Function, FunctionSection,
+    MemorySection, MemoryType, Module, Section as _, TypeSection, ValType,
+};
 
 /// Most code in one generated function.
 const MAX_FUNCTION: usize = 1 << 20;
@@ -37,77 +24,82 @@ pub fn slow_to_compile(size: usize, locals: usize) -> Vec<u8> {
         (seed % locals as u64) as usize
     };
     let count = size.div_ceil(MAX_FUNCTION).max(1);
-    let mut bodies = Vec::new();
-    leb(count + 1, &mut bodies);
-    bodies.extend_from_slice(&[2, 0, 0x0b]); // `_start`: no locals, end
+    let mut types = TypeSection::new();
+    types.ty().function([], []); // () -> ()
+    let mut functions = FunctionSection::new();
+    let mut code = CodeSection::new();
+    let mut start = Function::new([]);
+    start.instructions().end();
+    functions.function(0);
+    code.function(&start);
     for f in 0..count {
         let target = (size - f * MAX_FUNCTION).min(MAX_FUNCTION);
-        let code = arithmetic(target, locals, &mut next);
-        leb(code.len(), &mut bodies);
-        bodies.extend_from_slice(&code);
+        functions.function(0);
+        code.function(&arithmetic(target, locals, &mut next));
     }
-
-    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
-    section(1, &[1, 0x60, 0, 0], &mut wasm); // one type: () -> ()
-    let mut functions = Vec::new();
-    leb(count + 1, &mut functions);
-    functions.resize(functions.len() + count + 1, 0); // all of that type
-    section(3, &functions, &mut wasm);
-    section(5, &[1, 0, 1], &mut wasm); // one memory, one page
-    let mut exports = vec![2, 6];
-    exports.extend_from_slice(b"_start");
-    exports.extend_from_slice(&[0x00, 0, 6]);
-    exports.extend_from_slice(b"memory");
-    exports.extend_from_slice(&[0x02, 0]);
-    section(7, &exports, &mut wasm);
-    section(10, &bodies, &mut wasm);
-    wasm
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut exports = ExportSection::new();
+    exports.export("_start", ExportKind::Func, 0);
+    exports.export("memory", ExportKind::Memory, 0);
+    let mut wasm = Module::new();
+    wasm.section(&types)
+        .section(&functions)
+        .section(&memories)
+        .section(&exports)
+        .section(&code);
+    wasm.finish()
 }
 
-/// One function body of about `size` bytes: locals, arithmetic, `end`.
-fn arithmetic(size: usize, locals: usize, next: &mut impl FnMut() -> usize) -> Vec<u8> {
-    let mut code = Vec::with_capacity(size + 64);
-    leb(1, &mut code);
-    leb(locals, &mut code);
-    code.push(0x7e); // i64
+/// One function body of about `size` bytes over `locals` i64 locals:
+/// arithmetic, and a branch every 50 steps.
+fn arithmetic(size: usize, locals: usize, next: &mut impl FnMut() -> usize) -> Function {
+    let mut f = Function::new([(locals as u32, ValType::I64)]);
     let mut ops = 0usize;
-    while code.len() < size {
+    let local = |l: usize| l as u32;
+    while f.byte_len() < size {
         let (a, b, c, d) = (next(), next(), next(), next());
-        for (op, local) in [(0x20, a), (0x20, b)] {
-            code.push(op);
-            leb(local, &mut code);
-        }
-        code.push(0x7e); // i64.mul
-        code.push(0x20);
-        leb(c, &mut code);
-        code.push(0x7c); // i64.add
-        code.push(0x21);
-        leb(d, &mut code);
+        f.instructions()
+            .local_get(local(a))
+            .local_get(local(b))
+            .i64_mul()
+            .local_get(local(c))
+            .i64_add()
+            .local_set(local(d));
         ops += 1;
         if ops.is_multiple_of(50) {
             // if (local a == 0) { local c = local b + 1 }
-            code.push(0x20);
-            leb(a, &mut code);
-            code.extend_from_slice(&[0x50, 0x04, 0x40, 0x20]);
-            leb(b, &mut code);
-            code.extend_from_slice(&[0x42, 0x01, 0x7c, 0x21]);
-            leb(c, &mut code);
-            code.push(0x0b);
+            f.instructions()
+                .local_get(local(a))
+                .i64_eqz()
+                .if_(BlockType::Empty)
+                .local_get(local(b))
+                .i64_const(1)
+                .i64_add()
+                .local_set(local(c))
+                .end();
         }
     }
-    code.push(0x0b); // end
-    code
+    f.instructions().end();
+    f
 }
 
 /// `wasm` with a custom section named `wedge-test` holding `tag` and `extra`
 /// filler bytes: the same code under another sha256, and as large as needed.
 pub fn padded(wasm: &[u8], tag: u32, extra: usize) -> Vec<u8> {
-    let mut payload = Vec::new();
-    leb(10, &mut payload);
-    payload.extend_from_slice(b"wedge-test");
-    payload.extend_from_slice(&tag.to_le_bytes());
-    payload.resize(payload.len() + extra, 0);
+    let mut data = tag.to_le_bytes().to_vec();
+    data.resize(data.len() + extra, 0);
     let mut out = wasm.to_vec();
-    section(0, &payload, &mut out);
+    CustomSection {
+        name: "wedge-test".into(),
+        data: data.into(),
+    }
+    .append_to(&mut out);
     out
 }

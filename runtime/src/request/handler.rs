@@ -1,0 +1,429 @@
+//! The request path, top to bottom: admission, routing, body, guest run, response,
+//! access log.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::edge::peers::Peers;
+use crate::edge::validate::{self, BadRequest};
+use crate::edge::{ConnInfo, Serve, lanes};
+use crate::guest::engine::WasmEngine;
+use crate::host::outbound::wit::Outgoing;
+use crate::host::outbound::{OutboundCtx, RequestOutbound};
+use crate::host::stdio::GuestLog;
+use crate::host::store::KvCtx;
+use crate::node::NodeState;
+use crate::node::function::{Function, Handler, Version};
+use crate::request::error::{Body, HostError};
+use crate::request::id::request_id;
+use crate::request::outcome::{RunError, Timing};
+use crate::request::rollout;
+use crate::request::run_component::{self, HttpInvocation};
+use crate::request::run_wagi::{self, Invocation};
+use crate::request::wagi::{self, RequestInfo};
+use crate::telemetry::{Connections, Outcome, TrapKind};
+
+/// Limits the request path enforces, from `[server]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Largest request line plus headers accepted.
+    pub max_header_bytes: usize,
+    /// Requests served at once before 503.
+    pub max_inflight: usize,
+    /// The whole body must arrive within this, before a request is admitted.
+    pub body_timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// The limits `[server]` sets.
+    pub fn from_config(server: &ServerConfig) -> Self {
+        Self {
+            max_body: server.max_request_body.as_usize(),
+            max_header_bytes: server.max_header_bytes.as_usize(),
+            max_inflight: server.max_inflight as usize,
+            body_timeout: server.body_timeout.0,
+        }
+    }
+}
+
+/// The request path: everything a request needs beyond the node's state.
+pub struct App {
+    /// What serves now, the stores, the telemetry.
+    node: Arc<NodeState>,
+    /// Compiles and instantiates guests.
+    engine: Arc<WasmEngine>,
+    /// Limits from `[server]`.
+    limits: Limits,
+    /// Requests reading their bodies now. Bodies are read before admission,
+    /// so this bounds the memory they hold apart from `inflight`: at most
+    /// `max_inflight` bodies of at most `max_request_body` each.
+    reading: AtomicUsize,
+    /// Per-address connection counts and request rates.
+    peers: Arc<Peers>,
+}
+
+/// What an access event records beyond the status.
+#[derive(Default)]
+struct Served {
+    function: Option<Arc<str>>,
+    version: Option<Arc<Version>>,
+    timing: Timing,
+    trap: Option<TrapKind>,
+}
+
+impl Serve for App {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        self.handle(req, conn)
+    }
+
+    fn inflight(&self) -> usize {
+        self.node.inflight()
+    }
+
+    fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    fn connections(&self) -> &Arc<Connections> {
+        &self.node.telemetry().connections
+    }
+}
+
+impl App {
+    /// The request path over the node's state `node`.
+    pub fn new(
+        node: Arc<NodeState>,
+        engine: Arc<WasmEngine>,
+        limits: Limits,
+        peers: Arc<Peers>,
+    ) -> Self {
+        Self {
+            node,
+            engine,
+            limits,
+            reading: AtomicUsize::new(0),
+            peers,
+        }
+    }
+
+    /// The request's view of the stores: the function's `kv` list, and its
+    /// writes named after the client's `Idempotency-Key` when it sent one.
+    fn kv_ctx(&self, function: &Function, parts: &http::request::Parts) -> KvCtx {
+        let ctx = KvCtx::new(
+            self.node.kv().clone(),
+            function.settings.kv.clone(),
+            self.node.telemetry().clone(),
+        );
+        // `validate::check` already refused a malformed key.
+        match validate::idempotency_key(&parts.headers) {
+            Ok(Some(key)) => ctx.with_idempotency_key(function.name.clone(), key),
+            _ => ctx,
+        }
+    }
+
+    /// Serves one request; never fails, every error becomes a response.
+    async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        let (mut parts, body) = req.into_parts();
+        let mut served = Served::default();
+        let result = self
+            .serve(&mut parts, body, conn, &request_id, &mut served)
+            .await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log_failure(&e, &served, &request_id);
+                e.into_response(&request_id)
+            }
+        };
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-request-id", v);
+        }
+        if let Some(v) = &served.version
+            && let Ok(v) = HeaderValue::from_str(&v.label)
+        {
+            headers.insert("x-wedge-version", v);
+        }
+        let version = served.version.as_deref();
+        let status = response.status().as_u16();
+        let total = started.elapsed();
+        match version {
+            Some(v) => {
+                v.stats.record(Outcome {
+                    status,
+                    total,
+                    // Zero when no instance was created (refused before, or failed to).
+                    instantiate: (!served.timing.instantiate.is_zero())
+                        .then_some(served.timing.instantiate),
+                    trap: served.trap,
+                });
+                if status >= 500 {
+                    self.node.failures().notify_one();
+                }
+            }
+            None => self.node.telemetry().record_unrouted(status),
+        }
+        tracing::info!(
+            target: "wedge::access",
+            method = parts.method.as_str(),
+            path = parts.uri.path(),
+            status,
+            function = served.function.as_deref().unwrap_or(""),
+            version = version.map_or("", |v| &*v.label),
+            module_sha256 = version.map_or("", |v| &*v.short_sha),
+            request_id = request_id.as_str(),
+            total_us = total.as_micros() as u64,
+            instantiate_us = served.timing.instantiate.as_micros() as u64,
+            guest_us = served.timing.guest.as_micros() as u64,
+            outbound_us = served.timing.outbound.as_micros() as u64,
+        );
+        // Let the lane's other ready requests run their guests before this
+        // response is written: a busy lane then writes its responses in a burst,
+        // and a client reading many connections wakes once for the burst instead
+        // of once per response (each wakeup across cores costs the sender an
+        // interrupt). With nothing else ready the response goes out at once.
+        lanes::back_of_queue().await;
+        response
+    }
+
+    /// Refuses what the host will not pass on, routes, reads the body (holding
+    /// nothing but the connection), and only then takes an admission slot and
+    /// an instance. The function's timeout runs from admission.
+    async fn serve(
+        &self,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        conn: ConnInfo,
+        request_id: &str,
+        served: &mut Served,
+    ) -> Result<Response<Body>, HostError> {
+        if head_size(parts) > self.limits.max_header_bytes {
+            return Err(HostError::HeadersTooLarge);
+        }
+        validate::check(parts)?;
+        self.peers
+            .admit(conn.peer.ip())
+            .map_err(HostError::RateLimited)?;
+
+        let snapshot = self.node.snapshot_guard();
+        let host = wagi::host_of(parts).map(|h| wagi::split_host_port(h).0);
+        let Some(function) = snapshot.route(host, parts.uri.path()) else {
+            // A function whose first code is still compiling (a node just
+            // started, or a function just added) will serve: retry, not 404.
+            return Err(match snapshot.starting(host, parts.uri.path()) {
+                Some(starting) => {
+                    served.function = Some(starting.name.clone());
+                    HostError::Starting
+                }
+                None => HostError::NoRoute,
+            });
+        };
+        served.function = Some(function.name.clone());
+        let version = rollout::choose(function, &parts.headers)
+            .cloned()
+            .ok_or(HostError::NoVersion)?;
+        served.version = Some(version.clone());
+
+        let stdin = self.read_body(parts, body).await?;
+        let _admitted = Admission::try_new(self.node.inflight_counter(), self.limits.max_inflight)
+            .ok_or(HostError::Overloaded)?;
+        let deadline = Instant::now() + function.settings.timeout;
+        let log = GuestLog::new(
+            function.name.clone(),
+            version.label.clone(),
+            request_id.into(),
+        );
+        let tier = version.compiled.tier;
+        let way_out = RequestOutbound {
+            client: function.settings.outbound.clone(),
+            function: function.name.clone(),
+            telemetry: self.node.telemetry().clone(),
+            deadline,
+        };
+        let (result, timing) = match &version.compiled.handler {
+            Handler::Wagi(code) => {
+                let parts = &*parts;
+                let info = RequestInfo {
+                    parts,
+                    route: &function.route,
+                    peer: conn.peer,
+                    local: conn.local,
+                    tls: conn.tls,
+                    body_len: stdin.len(),
+                    function: &function.name,
+                    version: &version.label,
+                    request_id,
+                };
+                let invocation = Invocation {
+                    env: wagi::environment(&info, &function.settings.env),
+                    args: wagi::arguments(parts),
+                    stdin,
+                    log,
+                    deadline,
+                    kv: self.kv_ctx(function, parts),
+                    outbound: OutboundCtx::new(way_out),
+                };
+                run_wagi::run(&self.engine, (code, tier), &function.settings, invocation).await
+            }
+            Handler::Http(pre) => {
+                let kv = self.kv_ctx(function, parts);
+                let invocation = HttpInvocation {
+                    kv,
+                    request: component_request(parts, conn, stdin)?,
+                    log,
+                    deadline,
+                    outgoing: Outgoing::new(way_out),
+                };
+                run_component::run(&self.engine, (pre, tier), &function.settings, invocation).await
+            }
+        };
+        served.timing = timing;
+        if let Err(RunError::Failed { kind, .. }) = &result {
+            served.trap = Some(*kind);
+        }
+        let guest = result?;
+        let mut response = Response::new(Full::new(guest.body));
+        *response.status_mut() = guest.status;
+        *response.headers_mut() = guest.headers;
+        Ok(response)
+    }
+
+    /// Reads the whole body within the limit and `body_timeout`. A declared
+    /// length over the limit is refused before a byte of the body is read;
+    /// beyond `max_inflight` bodies being read at once, 503.
+    async fn read_body(
+        &self,
+        parts: &http::request::Parts,
+        body: Incoming,
+    ) -> Result<Bytes, HostError> {
+        let max = self.limits.max_body;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max as u64) {
+            return Err(HostError::BodyTooLarge);
+        }
+        if body.is_end_stream() {
+            return Ok(Bytes::new());
+        }
+        let _reading = Admission::try_new(&self.reading, self.limits.max_inflight)
+            .ok_or(HostError::Overloaded)?;
+        match tokio::time::timeout(self.limits.body_timeout, Limited::new(body, max).collect())
+            .await
+        {
+            Err(_) => Err(HostError::BodyTimeout),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(HostError::BodyTooLarge),
+            Ok(Err(_)) => Err(HostError::BadBody),
+        }
+    }
+}
+
+/// The request as a component sees it: the same method, headers and body,
+/// under an absolute URI (the `Host` header's authority, or the listener's
+/// address when the client sent none). The headers are moved, not copied:
+/// only the method and path are read after the guest runs.
+fn component_request(
+    parts: &mut http::request::Parts,
+    conn: ConnInfo,
+    body: Bytes,
+) -> Result<Request<Bytes>, HostError> {
+    let authority = match parts.uri.authority() {
+        Some(a) => a.to_string(),
+        None => wagi::host_of(parts).map_or_else(|| conn.local.to_string(), str::to_string),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let uri = http::Uri::builder()
+        .scheme(if conn.tls { "https" } else { "http" })
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HostError::BadRequest(BadRequest::BadHost))?;
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = std::mem::take(&mut parts.headers);
+    Ok(request)
+}
+
+/// Bytes of the request line and headers, as the client sent them (give or take
+/// the spelling of the version).
+fn head_size(parts: &http::request::Parts) -> usize {
+    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts
+            .uri
+            .authority()
+            .map_or(0, |a| a.as_str().len() + "http://".len());
+    let line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
+    parts
+        .headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
+/// One admitted request; admission is released when it drops.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl<'a> Admission<'a> {
+    fn try_new(inflight: &'a AtomicUsize, max: usize) -> Option<Self> {
+        let previous = inflight.fetch_add(1, Ordering::AcqRel);
+        if previous >= max {
+            inflight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(inflight))
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn log_failure(error: &HostError, served: &Served, request_id: &str) {
+    let function = served.function.as_deref().unwrap_or("");
+    let version = served.version.as_deref().map(|v| &*v.label).unwrap_or("");
+    match error {
+        HostError::Guest(e) => {
+            let kind = match e {
+                RunError::Failed { kind, .. } => kind.as_str(),
+                RunError::Malformed(_) => "malformed",
+                RunError::NoResponse(_) => "no_response",
+                RunError::TooLarge(_) => "too_large",
+                RunError::Capacity(_) => "capacity",
+            };
+            tracing::warn!(
+                target: "wedge::guest",
+                %function,
+                %version,
+                %request_id,
+                %kind,
+                "{e}"
+            );
+        }
+        HostError::NoVersion => {
+            tracing::warn!(target: "wedge::request", %function, %request_id, "{error}");
+        }
+        _ => tracing::debug!(target: "wedge::request", %function, %request_id, "{error}"),
+    }
+}
