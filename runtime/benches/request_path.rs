@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wedge::config::Durability;
-use wedge::control::catalogue::loader;
+use wedge::control::catalogue::module;
 use wedge::guest::engine::WasmEngine;
 use wedge::host::outbound::wit::Outgoing;
 use wedge::host::outbound::{OutboundCtx, RequestOutbound};
@@ -36,11 +36,11 @@ fn request_path(c: &mut Criterion) {
         .unwrap();
     let engine = WasmEngine::new(64).unwrap();
     let bytes = std::fs::read(wedge_test_harness::examples::HELLO).unwrap();
-    let compiled = loader::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
+    let compiled = module::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
     let telemetry = Arc::new(Telemetry::default());
     let version = Version {
         label: "v1".into(),
-        sha256: loader::sha256_hex(&bytes),
+        sha256: module::sha256_hex(&bytes),
         short_sha: "bench".into(),
         size: bytes.len() as u64,
         compiled,
@@ -113,7 +113,7 @@ fn request_path(c: &mut Criterion) {
     });
 
     let bytes = std::fs::read(wedge_test_harness::examples::HTTP_HELLO).unwrap();
-    let compiled = loader::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
+    let compiled = module::compile(&engine, &bytes, wedge::guest::engine::Tier::Optimized).unwrap();
     let Handler::Http(pre) = &compiled.handler else {
         unreachable!("http-hello is a wasi:http component")
     };

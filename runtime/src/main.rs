@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use wedge::admin::client::AdminClient;
 use wedge::config::Config;
-use wedge::control::catalogue::loader;
+use wedge::control::catalogue::module;
 use wedge::guest::engine::{Tier, WasmEngine};
 use wedge::telemetry::log::LogFormat;
 
@@ -427,12 +427,12 @@ fn compile_module(tier: Tier, snapshot_out: Option<&Path>) -> ExitCode {
         _ => None,
     };
     let engines: Vec<&wasmtime::Engine> = winch.iter().chain([&engine]).collect();
-    let wasm = match loader::prepare(&engines, &wasm) {
+    let wasm = match module::prepare(&engines, &wasm) {
         Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("{}", e.to_string().replace('\n', " "));
             let status = match e {
-                loader::LoadError::Init(_) => wedge::control::catalogue::compiler::EXIT_INIT,
+                module::LoadError::Init(_) => wedge::control::catalogue::compiler::EXIT_INIT,
                 _ => wedge::control::catalogue::compiler::EXIT_INVALID,
             };
             return ExitCode::from(status as u8);
@@ -497,9 +497,9 @@ fn share_the_cpu(tier: Tier) {
 fn check(module: &Path) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
-    let sha256 = loader::sha256_hex(&bytes);
+    let sha256 = module::sha256_hex(&bytes);
     let engine = WasmEngine::new(1)?;
-    let compiled = loader::compile(&engine, &bytes, Tier::Optimized)
+    let compiled = module::compile(&engine, &bytes, Tier::Optimized)
         .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
     println!("module: {}", module.display());
     println!("size:   {} bytes", bytes.len());

@@ -109,6 +109,7 @@ fn seed_hot(port: u16) -> Result<(), String> {
 /// Writes wrk's script for the hot SKU; returns its path.
 fn hot_script() -> Result<PathBuf, String> {
     let script = root().join("target/bench/hot.lua");
+    std::fs::create_dir_all(root().join("target/bench")).map_err(|e| e.to_string())?;
     std::fs::write(&script, HOT_LUA).map_err(|e| e.to_string())?;
     Ok(script)
 }

@@ -23,6 +23,7 @@ end
 /// targets.
 pub fn start(lineup: &mut Lineup, baseline: Option<&Path>) -> Result<(), String> {
     let script = root().join("target/bench/reserve.lua");
+    std::fs::create_dir_all(root().join("target/bench")).map_err(|e| e.to_string())?;
     std::fs::write(&script, RESERVE_LUA).map_err(|e| e.to_string())?;
     for durability in ["sync", "periodic"] {
         let (server, port) = start_wedge(&format!("inventory-{durability}"), durability)?;

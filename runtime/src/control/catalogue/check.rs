@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::compiles::Offer;
-use super::{Catalogue, Held, LoadError, loader, lock};
+use super::{Catalogue, Held, LoadError, lock, module};
 use crate::guest::engine::Tier;
 
 impl Catalogue {
@@ -21,8 +21,8 @@ impl Catalogue {
                 max,
             });
         }
-        let imports = loader::check_imports(&bytes)?;
-        let sha256 = loader::sha256_hex(&bytes);
+        let imports = module::check_imports(&bytes)?;
+        let sha256 = module::sha256_hex(&bytes);
         if let Some(e) = lock(&self.refused).get(&sha256) {
             return Err(e.clone());
         }
@@ -38,7 +38,7 @@ impl Catalogue {
             };
             match (baseline, self.baseline(&sha256)) {
                 (_, Some(b)) => {
-                    return loader::link(&self.engine, &b.module, imports, Tier::Baseline)
+                    return module::link(&self.engine, &b.module, imports, Tier::Baseline)
                         .map(|_| held);
                 }
                 (Err(e @ (LoadError::Init(_) | LoadError::CompileTimeout(_))), None) => {
@@ -54,7 +54,7 @@ impl Catalogue {
         }
         match self.cache.load(&self.engine, &sha256) {
             Some(Ok(module)) => {
-                loader::link(&self.engine, &module, imports, Tier::Optimized).map(|_| held)
+                module::link(&self.engine, &module, imports, Tier::Optimized).map(|_| held)
             }
             Some(Err(e)) => Err(LoadError::Invalid(format!("{e:#}"))),
             None => Err(LoadError::Compiler(

@@ -13,7 +13,7 @@ use crate::config::valid_name;
 use crate::config::{
     ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
 };
-use crate::control::catalogue::loader;
+use crate::control::catalogue::module;
 use crate::guest::engine::Tier;
 use crate::node::function::{Compiled, Function, Settings, Version};
 use crate::node::snapshot::{Starting, normalize_route};
@@ -242,7 +242,7 @@ impl Catalogue {
             Ok(b) => b,
             Err(e) => return VersionLoad::Failed(format!("cannot read: {e}")),
         };
-        let (sha256, size) = (loader::sha256_hex(&bytes), bytes.len() as u64);
+        let (sha256, size) = (module::sha256_hex(&bytes), bytes.len() as u64);
         // Baseline code is reused only until the optimized code is there.
         if let Some(v) = old
             .and_then(|f| f.versions.get(label))
@@ -255,7 +255,7 @@ impl Catalogue {
         if let Some(e) = self.refusal(&sha256) {
             return VersionLoad::Failed(e.to_string());
         }
-        let imports = match loader::check_imports(&bytes) {
+        let imports = match module::check_imports(&bytes) {
             Ok(i) => i,
             Err(e) => {
                 self.refuse(&sha256, &e);
@@ -282,7 +282,7 @@ impl Catalogue {
                 }
             }
         };
-        match loader::link(&self.engine, &module, imports, tier) {
+        match module::link(&self.engine, &module, imports, tier) {
             Ok(compiled) => {
                 stats.cached += 1;
                 VersionLoad::Ready(self.version(function, label, sha256, size, compiled))
@@ -331,7 +331,7 @@ impl Catalogue {
                     None => continue,
                 },
             };
-            let Ok(compiled) = loader::link(&self.engine, &module, Vec::new(), tier) else {
+            let Ok(compiled) = module::link(&self.engine, &module, Vec::new(), tier) else {
                 continue;
             };
             versions.insert(

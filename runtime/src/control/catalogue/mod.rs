@@ -20,7 +20,7 @@
 //! ([`tiers`]) through child processes ([`compiler`]), sharing code in a
 //! fleet ([`shared`]); [`superseded`] abandons compiles nothing wants;
 //! [`keep`] remembers the last good state and bounds the module cache
-//! ([`cache`]); [`check`] checks an upload before it is written; [`loader`]
+//! ([`cache`]); [`check`] checks an upload before it is written; [`module`]
 //! holds the steps of a module's preparation, compile and link; [`watcher`]
 //! turns the directory's changes into reloads.
 
@@ -31,7 +31,7 @@ mod compiles;
 mod keep;
 pub mod lastgood;
 mod load;
-pub mod loader;
+pub mod module;
 pub mod shared;
 mod superseded;
 mod tiers;
@@ -55,7 +55,7 @@ use compiler::Compiler;
 use lastgood::LastGood;
 use shared::SharedCode;
 
-pub use loader::LoadError;
+pub use module::LoadError;
 pub use superseded::Held;
 pub use tiers::Superseded;
 
