@@ -17,6 +17,9 @@
 //!   start-up with 1,000 functions. `speed` is `hello` and `golive`.
 //! - `deploy` ([`deploy`], not in `all`): fleet deploys timed to the last
 //!   node serving, with and without compiled code shared.
+//! - `swaps` ([`swaps`], not in `all`): the p99 of hello, quiet and while a
+//!   5 MB Go module lands every 2 s, for this build and `--baseline` in
+//!   turn, `--rounds` times.
 //!
 //! `all` is every scenario but `deploy`; without a scenario, `hello`.
 //!
@@ -46,6 +49,7 @@ mod golive;
 mod hello;
 mod inventory;
 mod origin;
+mod swaps;
 
 mod admin;
 mod etcd;
@@ -91,6 +95,17 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     if options.scenario == "deploy" {
         run(cargo().args(["build", "--locked", "--release", "--package", "wedge"]))?;
         return deploy::bench(options.rounds);
+    }
+    if options.scenario == "swaps" {
+        wrk::ensure_installed()?;
+        run(cargo().args(["build", "--locked", "--release", "--package", "wedge"]))?;
+        let modules = root().join(WASM_TARGET_DIR).join("wasm32-wasip1/release");
+        return swaps::bench(
+            &options.load,
+            options.rounds,
+            options.baseline.as_deref(),
+            &modules,
+        );
     }
     let scenarios = scenarios(&options.scenario)?;
     wrk::ensure_installed()?;
@@ -142,7 +157,7 @@ fn scenarios(name: &str) -> Result<&'static [&'static str], String> {
             .map(|i| &ALL[i..=i])
             .ok_or_else(|| {
                 format!(
-                    "unknown scenario {one} (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy)"
+                    "unknown scenario {one} (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy, swaps)"
                 )
             }),
     }

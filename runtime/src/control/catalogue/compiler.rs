@@ -9,8 +9,8 @@
 //! that way, and nothing it did remains; so is one whose module no function
 //! names any more (a version replaced while it compiled). An optimized
 //! compile runs only on idle cores; the baseline compile a new version waits
-//! for gets its fair share beside the serving threads, so a node at full
-//! load still takes a fix in bounded time. The memory the compiler uses is
+//! for runs a few nice levels below the serving threads, a guaranteed share
+//! of the CPU, so a node at full load still takes a fix in bounded time. The memory the compiler uses is
 //! the child's and goes with it, so a big or hostile module costs the node
 //! no resident memory afterwards. At most
 //! [`Compiler::slots`] compiles run at once (more wait for a slot); each

@@ -7,19 +7,8 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         if let Some(ms) = req.query_param("spin").and_then(|v| v.parse().ok()) {
-            spin(std::time::Duration::from_millis(ms));
+            wedge_test_guests::spin(std::time::Duration::from_millis(ms));
         }
         wedge_sdk::Response::text(200, "A")
     });
-}
-
-/// Computes for `long` without a pause.
-fn spin(long: std::time::Duration) {
-    let started = std::time::Instant::now();
-    let mut n: u64 = 0;
-    while started.elapsed() < long {
-        for _ in 0..1000 {
-            n = std::hint::black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
 }

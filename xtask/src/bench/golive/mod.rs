@@ -36,6 +36,17 @@ use super::node::{start_with_admin, wedge_binary};
 use super::wrk::Load;
 use crate::root;
 
+/// The p99 of `/hello` on the node at `addr`, quiet and while a new
+/// `go_hello` lands in `functions` every 2 s (see [`swaps`]).
+pub fn swap_cost(
+    load: &Load,
+    addr: &str,
+    functions: &Path,
+    go_hello: &[u8],
+) -> Result<String, String> {
+    swaps::measure(load, addr, functions, go_hello)
+}
+
 /// The scenario, with wrk loading `/hello` as `load` says. `modules` is
 /// where the examples were built.
 pub fn bench(load: &Load, modules: &Path) -> Result<(), String> {
