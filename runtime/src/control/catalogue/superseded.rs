@@ -79,7 +79,7 @@ impl Catalogue {
         drop(compiling);
         self.set_baseline_aside(sha256);
         tracing::info!(
-            target: "wedge::catalogue",
+            target: "wedge::registry",
             sha256 = %sha256,
             "compile abandoned: no function names this module any more"
         );
