@@ -5,15 +5,15 @@ use crate::telemetry::metrics::{CounterVec, Exposition};
 
 /// Renders every metric.
 pub fn render(control: &Control) -> String {
-    let app = control.node();
+    let node = control.node();
     let mut e = Exposition::default();
     e.family(
         "wedge_inflight_requests",
         "gauge",
         "Requests being served right now.",
     )
-    .sample("wedge_inflight_requests", &[], app.inflight());
-    let connections = &app.telemetry().connections;
+    .sample("wedge_inflight_requests", &[], node.inflight());
+    let connections = &node.telemetry().connections;
     e.family(
         "wedge_open_connections",
         "gauge",
@@ -32,7 +32,7 @@ pub fn render(control: &Control) -> String {
             n,
         );
     }
-    let store = app.kv().health();
+    let store = node.kv().health();
     e.family(
         "wedge_store_ready",
         "gauge",
@@ -63,7 +63,7 @@ pub fn render(control: &Control) -> String {
         "Changes to the function that failed to load.",
         control.catalogue().failure_count(),
     );
-    let telemetry = app.telemetry();
+    let telemetry = node.telemetry();
     let versions = telemetry.versions();
     e.family(
         "wedge_requests_total",

@@ -1,7 +1,7 @@
 //! The `swaps` scenario (not in `all`): what going live costs the requests
 //! of a saturated node. wrk on `/hello` with nothing else going on, then
 //! while `examples/go-hello`, new bytes each time, replaces another
-//! function's module every 2 s ([`golive`]'s swap measure), for this build
+//! function's module every 2 s ([`golive::swaps`]), for this build
 //! and for `--baseline` in turn, each round.
 
 use std::path::Path;
@@ -32,7 +32,7 @@ pub fn bench(
             let go_hello =
                 std::fs::read(modules.join("go-hello.wasm")).map_err(|e| e.to_string())?;
             let line =
-                golive::swap_cost(load, &format!("127.0.0.1:{port}"), &functions, &go_hello)?;
+                golive::swaps::measure(load, &format!("127.0.0.1:{port}"), &functions, &go_hello)?;
             drop(server);
             println!("round {round}, {name}: {line}");
         }

@@ -111,22 +111,10 @@ impl ModuleCache {
         engine: &WasmEngine,
         sha256: &str,
     ) -> Option<wasmtime::Result<Code>> {
-        let path = self.baseline_path(sha256);
-        if !path.exists() {
-            return None;
-        }
-        // SAFETY: as for `load`: written only through `commit_baseline`, from
-        // `wedge compile-module --baseline` with the settings the directory
-        // name pins.
-        #[allow(unsafe_code)]
-        let loaded = unsafe { Code::deserialize_file(engine.engine_for(Tier::Baseline), &path) };
-        match loaded {
-            Ok(_) => touch(&path),
-            Err(_) => {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-        Some(loaded)
+        load_entry(
+            engine.engine_for(Tier::Baseline),
+            &self.baseline_path(sha256),
+        )
     }
 
     /// Removes the baseline code of `sha256`: its optimized code is there.
@@ -180,29 +168,7 @@ impl ModuleCache {
     /// The module for `sha256` when the cache has it. `Some(Err(..))` when the
     /// entry is there but unusable; it is removed, so the next load compiles.
     pub fn load(&self, engine: &WasmEngine, sha256: &str) -> Option<wasmtime::Result<Code>> {
-        let path = self.path(sha256);
-        if !path.exists() {
-            return None;
-        }
-        // SAFETY: files in this directory are written only through `commit`,
-        // from the output of `wedge compile-module` built with this engine's
-        // compilation settings (the directory name pins them), under a name
-        // that is the hash of the source. wasmtime checks the header and the
-        // settings again; a file that fails is removed and compiled again.
-        #[allow(unsafe_code)]
-        let loaded = unsafe { Code::deserialize_file(engine.engine(), &path) };
-        match &loaded {
-            Ok(_) => touch(&path),
-            Err(e) => {
-                tracing::warn!(
-                    target: "wedge::registry",
-                    path = %path.display(),
-                    "cached module unusable, it will be compiled again: {e}"
-                );
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-        Some(loaded)
+        load_entry(engine.engine(), &self.path(sha256))
     }
 
     /// Removes other engines' directories and every entry not in `keep` beyond
@@ -227,6 +193,34 @@ impl ModuleCache {
         removed += evict_dir(&self.dir, keep);
         removed
     }
+}
+
+/// The entry at `path`, compiled by `engine`, when it is there: marked as
+/// recently used for eviction, or removed when it does not load, so the
+/// next load compiles it again.
+fn load_entry(engine: &wasmtime::Engine, path: &Path) -> Option<wasmtime::Result<Code>> {
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: files in the cache's directories are written only through
+    // `commit` or `commit_baseline`, from the output of `wedge compile-module`
+    // built with the compilation settings the directory's name pins, under
+    // a name that is the hash of the source. wasmtime checks the header and
+    // the settings again; a file that fails is removed and compiled again.
+    #[allow(unsafe_code)]
+    let loaded = unsafe { Code::deserialize_file(engine, path) };
+    match &loaded {
+        Ok(_) => touch(path),
+        Err(e) => {
+            tracing::warn!(
+                target: "wedge::registry",
+                path = %path.display(),
+                "cached module unusable, it will be compiled again: {e}"
+            );
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Some(loaded)
 }
 
 /// Removes from `dir` every entry not in `keep` beyond the [`SPARE_ENTRIES`]

@@ -27,7 +27,7 @@
 mod floor;
 mod landing;
 mod startup;
-mod swaps;
+pub(super) mod swaps;
 mod timing;
 
 use std::path::Path;
@@ -35,17 +35,6 @@ use std::path::Path;
 use super::node::{start_with_admin, wedge_binary};
 use super::wrk::Load;
 use crate::root;
-
-/// The p99 of `/hello` on the node at `addr`, quiet and while a new
-/// `go_hello` lands in `functions` every 2 s (see [`swaps`]).
-pub fn swap_cost(
-    load: &Load,
-    addr: &str,
-    functions: &Path,
-    go_hello: &[u8],
-) -> Result<String, String> {
-    swaps::measure(load, addr, functions, go_hello)
-}
 
 /// The scenario, with wrk loading `/hello` as `load` says. `modules` is
 /// where the examples were built.
