@@ -50,6 +50,8 @@ fn request_path(c: &mut Criterion) {
         timeout: Duration::from_secs(5),
         memory: 64 << 20,
         max_response: 16 << 20,
+        max_stream: Duration::ZERO,
+        stream_idle: Duration::from_secs(30),
         kv: vec!["hello".to_string()].into(),
         env: Vec::new().into(),
         outbound: None,

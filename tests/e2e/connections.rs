@@ -425,11 +425,14 @@ pub async fn slow_readers_are_disconnected() {
 
 /// One HTTP/2 connection opens 100 streams for 2 MiB each with a window of
 /// zero, so nothing can be sent: it is dropped after `write_timeout`, and
-/// its responses are freed. The attack is repeated until the node is warm:
-/// the instance slots its guests ran in keep up to 2 MiB each (as
-/// `docs/operations.md` says; how many depends on how many guests ran at
-/// once), and the allocator keeps some of what it freed for reuse. A
-/// further attack must then leave nothing more behind.
+/// its responses (and the instances streaming them) are freed. The attack
+/// is repeated until the node is warm: the instance slots its guests ran in
+/// keep up to 2 MiB each (as `docs/operations.md` says; how many depends on
+/// how many guests ran at once: the 100 streams hold 100 instances, and
+/// the pool takes fresh slots until 100 freed ones wait for reuse, so the
+/// third attack is the first to find them all), and the allocator keeps
+/// some of what it freed for reuse. A further attack must then leave
+/// nothing more behind.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn zero_window_http2_is_dropped() {
     let n = node()
@@ -439,14 +442,25 @@ pub async fn zero_window_http2_is_dropped() {
         .start();
     let idle = n.rss_kib();
     zero_window_attack(&n, idle).await;
-    zero_window_attack(&n, settled_rss(&n).await).await;
+    for _ in 0..3 {
+        zero_window_attack(&n, settled_rss(&n).await).await;
+    }
     let warm = settled_rss(&n).await;
     zero_window_attack(&n, warm).await;
     assert_eq!(
         n.metric(r#"wedge_connections_closed_total{reason="write_timeout"}"#)
             .await,
-        Some(3.0)
+        Some(5.0)
     );
+    // The streams' instances go with their connection.
+    let freed = Instant::now();
+    while n.metric("wedge_inflight_requests").await != Some(0.0) {
+        assert!(
+            freed.elapsed() < Duration::from_secs(2),
+            "instances still held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         rss_falls_below(&n, warm + 64 * 1024).await,
         "freed: {} KiB against {warm} KiB once warm ({idle} KiB idle)",

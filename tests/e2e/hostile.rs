@@ -77,7 +77,8 @@ pub async fn recurse() {
     hello_keeps_serving(&n, "/recurse", 500, Duration::from_secs(2)).await;
 }
 
-/// Endless stdout is cut off at the response cap: 502.
+/// Endless stdout streams and is cut at the response cap: the client sees
+/// an abort, and the cut is counted.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn flood() {
     let n = node()
@@ -85,8 +86,22 @@ pub async fn flood() {
         .function("flood", guests::FLOOD)
         .function_toml("flood", "max_response = \"1MiB\"")
         .start();
-    assert_eq!(n.get("/flood").await.status, 502);
-    hello_keeps_serving(&n, "/flood", 502, Duration::from_secs(2)).await;
+    // The body streams once the guest outruns the client, and is cut at
+    // the cap: the client sees an abort, never a whole response.
+    let reply = n.stream("/flood", false).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.aborted());
+    assert!(
+        reply.body().len() <= 1 << 20,
+        "{} bytes",
+        reply.body().len()
+    );
+    hello_keeps_serving(&n, "/flood", 200, Duration::from_secs(2)).await;
+    assert_eq!(
+        n.metric(r#"wedge_stream_cuts_total{function="flood",cause="max_response"}"#)
+            .await,
+        Some(5.0)
+    );
 }
 
 /// WASI calls with descriptors that do not exist answer `EBADF`; with pointers

@@ -23,6 +23,7 @@ mod rollout;
 mod saturated;
 mod sdks;
 mod shutdown;
+mod streams;
 mod swap;
 mod tls;
 mod wagi;
@@ -60,6 +61,7 @@ mod tested {
         reactor as c_reactor,
     };
     pub use crate::sdks::{c_shop, go_shop};
+    pub use crate::streams::{events, long_bodies_stream_in_bounded_memory as stream_bytes};
     pub use crate::swap::{swaps_under_load as swap_a, swaps_under_load as swap_b};
     pub use crate::wagi::{chatty, cookies, env_dump, exit_nonzero, trap, verbatim};
 }

@@ -135,6 +135,24 @@ pub fn render(control: &Control) -> String {
         }
     }
     e.family(
+        "wedge_streams_open",
+        "gauge",
+        "Streamed responses whose head went out and whose body has not ended.",
+    )
+    .sample("wedge_streams_open", &[], node.streams() as u64);
+    e.family(
+        "wedge_stream_cuts_total",
+        "counter",
+        "Streamed responses aborted after their head, by function and cause (trap, timeout, memory, exit, max_response, stream_idle, max_stream, unfinished, overloaded).",
+    );
+    for ((function, cause), n) in telemetry.stream_cuts() {
+        e.sample(
+            "wedge_stream_cuts_total",
+            &[("function", &function), ("cause", cause)],
+            n,
+        );
+    }
+    e.family(
         "wedge_kv_operations_total",
         "counter",
         "Key-value operations by store, operation and result.",

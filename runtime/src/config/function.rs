@@ -30,6 +30,11 @@ pub struct FunctionConfig {
     /// Origins the function may call over HTTP(S): `scheme://host[:port]`,
     /// the port `*` for any. None by default.
     pub outbound: Vec<String>,
+    /// How long a streamed response may go on after its head; zero (the
+    /// default) means the body must end within `timeout`.
+    pub max_stream: Option<HumanDuration>,
+    /// A streamed body with no new bytes from the guest for this long is cut.
+    pub stream_idle: Option<HumanDuration>,
     /// Gray-release behaviour.
     pub rollout: RolloutConfig,
 }
@@ -74,6 +79,8 @@ pub const DEFAULT_MEMORY: ByteSize = ByteSize(64 << 20);
 pub const DEFAULT_MAX_RESPONSE: ByteSize = ByteSize(16 << 20);
 /// The largest `memory` a function may ask for.
 pub const MAX_MEMORY: ByteSize = ByteSize(4 << 30);
+/// `stream_idle` when `function.toml` sets none.
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(30);
 
 impl FunctionConfig {
     /// Parses `function.toml` text for function `name` and checks its values.
@@ -94,6 +101,11 @@ impl FunctionConfig {
             && timeout.0.is_zero()
         {
             return Err(ConfigError::new(path, "timeout must be positive"));
+        }
+        if let Some(idle) = config.stream_idle
+            && idle.0.is_zero()
+        {
+            return Err(ConfigError::new(path, "stream_idle must be positive"));
         }
         for key in config.env.keys() {
             if key.is_empty() || key.contains(['=', '\0']) {

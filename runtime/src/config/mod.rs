@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 pub use cluster::ClusterConfig;
 pub use function::{
-    AutoRollback, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig, MAX_MEMORY,
-    RolloutConfig, validate_route,
+    AutoRollback, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, DEFAULT_STREAM_IDLE, Deployment,
+    FunctionConfig, MAX_MEMORY, RolloutConfig, validate_route,
 };
 pub use outbound::OutboundConfig;
 pub use server::{MAX_WORKERS, PerIpConfig, ServerConfig, TlsConfig};

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub header_read_timeout: HumanDuration,
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     pub shutdown_timeout: HumanDuration,
+    /// Streamed responses in progress (head sent, body not ended); beyond
+    /// this a new request gets 503 before any instance is taken.
+    pub max_streams: u32,
     /// Serving threads, each with its own connections; 0 means one per core.
     pub workers: u32,
     /// Limits per client address.
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             body_timeout: HumanDuration(Duration::from_secs(10)),
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            max_streams: 1000,
             workers: 0,
             per_ip: PerIpConfig::default(),
             tls: None,
@@ -94,6 +98,9 @@ impl ServerConfig {
         }
         if !(1..=100_000).contains(&self.max_inflight) {
             return Some("server.max_inflight must be between 1 and 100000".into());
+        }
+        if self.max_streams == 0 {
+            return Some("server.max_streams must be at least 1".into());
         }
         if self.max_connections == 0 {
             return Some("server.max_connections must be at least 1".into());

@@ -24,7 +24,7 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use crate::config::MAX_MEMORY;
 use crate::host::limits::GuestLimits;
-use crate::host::stdio::{GuestLog, ResponseBuffer};
+use crate::host::stdio::{GuestLog, Stdout};
 use crate::host::wasip1::{CStrings, GuestIo};
 
 /// The export a reactor handler serves each request with: `() -> ()`.
@@ -136,7 +136,7 @@ pub fn snapshot(engines: &[&Engine], wasm: &[u8]) -> Result<Vec<u8>, InitError> 
             env: CStrings::default(),
             stdin: bytes::Bytes::new(),
             stdin_read: 0,
-            stdout: ResponseBuffer::new(0),
+            stdout: Stdout::new(0),
             stderr: GuestLog::new("init".into(), "init".into(), "init".into()),
             memory: None,
             initializing: true,

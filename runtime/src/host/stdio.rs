@@ -1,7 +1,10 @@
-//! A guest's standard streams: stdout collected for the CGI response under the
-//! function's `max_response` cap, and stderr turned into one log event per line.
+//! A guest's standard streams: stdout held for the CGI response under the
+//! function's `max_response` cap and handed on as it streams, and stderr
+//! turned into one log event per line.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 
@@ -13,42 +16,105 @@ pub struct ResponseTooLarge {
     pub cap: usize,
 }
 
-/// Collects what the guest writes to stdout. Writing past the cap traps the
-/// guest at once, so a runaway writer stops costing CPU and memory.
-pub struct ResponseBuffer {
+/// Bytes of stdout held for the client before the guest's next write waits:
+/// a streaming guest's writes pause here while the client is not reading.
+pub const STDOUT_HIGH_WATER: usize = 64 << 10;
+
+/// What a WAGI guest writes to stdout, shared between the guest's `fd_write`
+/// and the response that carries it to the client. Writing past the
+/// function's `max_response` traps the guest at once, so a runaway writer
+/// stops costing CPU and memory.
+#[derive(Clone)]
+pub struct Stdout(Arc<Mutex<Outflow>>);
+
+struct Outflow {
+    /// Written and not yet taken for the client.
     buf: BytesMut,
+    /// Everything written so far, taken or not.
+    written: usize,
     cap: usize,
     overflowed: bool,
+    /// The guest waiting for `buf` to drain.
+    waiting: Option<Waker>,
 }
 
-impl ResponseBuffer {
-    /// A buffer that accepts at most `cap` bytes.
+impl Stdout {
+    /// Stdout that accepts at most `cap` bytes in all.
     pub fn new(cap: usize) -> Self {
-        Self {
+        Self(Arc::new(Mutex::new(Outflow {
             buf: BytesMut::new(),
+            written: 0,
             cap,
             overflowed: false,
-        }
+            waiting: None,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outflow> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cap, in bytes.
+    pub fn cap(&self) -> usize {
+        self.lock().cap
     }
 
     /// Whether the guest tried to write past the cap.
     pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    /// The collected bytes.
-    pub fn into_bytes(self) -> Bytes {
-        self.buf.freeze()
+        self.lock().overflowed
     }
 
     /// Appends one write, or refuses all of it when it would go past the cap.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), ResponseTooLarge> {
-        if self.buf.len() + bytes.len() > self.cap {
-            self.overflowed = true;
-            return Err(ResponseTooLarge { cap: self.cap });
+    pub fn append(&self, bytes: &[u8]) -> Result<(), ResponseTooLarge> {
+        let mut out = self.lock();
+        if out.written + bytes.len() > out.cap {
+            out.overflowed = true;
+            return Err(ResponseTooLarge { cap: out.cap });
         }
-        self.buf.extend_from_slice(bytes);
+        out.written += bytes.len();
+        out.buf.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Resolves once what is held for the client is under
+    /// [`STDOUT_HIGH_WATER`]: the guest's write waits here for the client.
+    pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
+        let stdout = self.clone();
+        std::future::poll_fn(move |cx| {
+            let mut out = stdout.lock();
+            if out.buf.len() < STDOUT_HIGH_WATER {
+                Poll::Ready(())
+            } else {
+                out.waiting = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Bytes held and not yet taken.
+    pub fn held(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// Runs `f` over the bytes held, without taking them.
+    pub fn peek<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(&self.lock().buf)
+    }
+
+    /// Takes the first `n` bytes held.
+    pub fn take(&self, n: usize) -> Bytes {
+        let mut out = self.lock();
+        let n = n.min(out.buf.len());
+        let taken = out.buf.split_to(n).freeze();
+        if let Some(waker) = out.waiting.take() {
+            waker.wake();
+        }
+        taken
+    }
+
+    /// Takes everything held.
+    pub fn take_all(&self) -> Bytes {
+        self.take(usize::MAX)
     }
 }
 
@@ -142,12 +208,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn response_buffer_enforces_its_cap() {
-        let mut buf = ResponseBuffer::new(8);
-        assert!(buf.append(b"12345").is_ok());
-        assert!(buf.append(b"678").is_ok());
-        assert!(buf.append(b"9").is_err());
-        assert!(buf.overflowed());
-        assert_eq!(&buf.into_bytes()[..], b"12345678");
+    fn stdout_enforces_its_cap_over_what_was_taken_too() {
+        let out = Stdout::new(8);
+        assert!(out.append(b"12345").is_ok());
+        assert_eq!(&out.take(2)[..], b"12");
+        assert!(out.append(b"678").is_ok());
+        assert!(out.append(b"9").is_err());
+        assert!(out.overflowed());
+        assert_eq!(&out.take_all()[..], b"345678");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! These functions shadow wasmtime-wasi's in the linker. They copy the
 //! environment into the guest once, from one flat buffer built for the request,
-//! and append stdout to the response without a stream layer in between. Every
+//! and append stdout to the response without a stream layer in between (a
+//! write waits only when the client is behind). Every
 //! other WASI call (clocks, random, poll, fd metadata) goes to wasmtime-wasi's
 //! context, which [`crate::guest::engine::Host`] builds on the first such call. A
 //! handler that makes none never pays for one.
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::I32Exit;
 
-use crate::host::stdio::{GuestLog, ResponseBuffer};
+use crate::host::stdio::{GuestLog, STDOUT_HIGH_WATER, Stdout};
 
 /// The WASI preview 1 module name.
 const P1: &str = "wasi_snapshot_preview1";
@@ -123,7 +124,7 @@ pub struct GuestIo {
     /// Bytes of `stdin` already read.
     pub stdin_read: usize,
     /// What the guest wrote to stdout.
-    pub stdout: ResponseBuffer,
+    pub stdout: Stdout,
     /// Where the guest's stderr lines go.
     pub stderr: GuestLog,
     /// The guest's exported `memory`, once instantiated.
@@ -266,6 +267,49 @@ fn add_cstrings<T: Send + 'static>(
     Ok(())
 }
 
+/// `fd_write` once stdout has room: copies the guest's iovecs to stdout (as
+/// much as fits under [`STDOUT_HIGH_WATER`]) or stderr, and stores the count.
+fn write<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    ctx: fn(&mut T) -> &mut GuestIo,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    written_out: i32,
+) -> wasmtime::Result<i32> {
+    let (mut mem, io) = split(caller, ctx, "fd_write")?;
+    if fd != 1 && fd != 2 {
+        return Ok(EBADF);
+    }
+    if fd == 1 && io.initializing {
+        return Err(NotDuringInit {
+            call: "fd_write",
+            stream: "stdout",
+        }
+        .into());
+    }
+    let mut room = STDOUT_HIGH_WATER.saturating_sub(io.stdout.held());
+    let mut written = 0u32;
+    for i in 0..iovs_len as u32 {
+        let r = mem.iovec(iovs, i)?;
+        let bytes = &mem.data[r];
+        if fd == 1 {
+            let take = bytes.len().min(room);
+            io.stdout.append(&bytes[..take])?;
+            room -= take;
+            written = written.saturating_add(take as u32);
+            if take < bytes.len() {
+                break;
+            }
+        } else {
+            io.stderr.push(bytes);
+            written = written.saturating_add(bytes.len() as u32);
+        }
+    }
+    mem.write_u32(written_out, written)?;
+    Ok(SUCCESS)
+}
+
 /// Adds the per-request WASI calls to `linker`, over the definitions already
 /// there; `ctx` finds a request's [`GuestIo`].
 pub fn add_to_linker<T: Send + 'static>(
@@ -277,39 +321,22 @@ pub fn add_to_linker<T: Send + 'static>(
     add_cstrings(linker, ctx, ["environ_sizes_get", "environ_get"], |io| {
         &io.env
     })?;
-    linker.func_wrap(
+    // Async so that a streaming guest's write can wait for the client: with
+    // `STDOUT_HIGH_WATER` held, a write to stdout waits until the response
+    // has taken the bytes, and then takes what fits (a short write, which
+    // every libc and language runtime continues).
+    linker.func_wrap_async(
         P1,
         "fd_write",
         move |mut caller: Caller<'_, T>,
-              fd: i32,
-              iovs: i32,
-              iovs_len: i32,
-              written_out: i32|
-              -> wasmtime::Result<i32> {
-            let (mut mem, io) = split(&mut caller, ctx, "fd_write")?;
-            if fd != 1 && fd != 2 {
-                return Ok(EBADF);
-            }
-            if fd == 1 && io.initializing {
-                return Err(NotDuringInit {
-                    call: "fd_write",
-                    stream: "stdout",
-                }
-                .into());
-            }
-            let mut written = 0u32;
-            for i in 0..iovs_len as u32 {
-                let r = mem.iovec(iovs, i)?;
-                let bytes = &mem.data[r];
+              (fd, iovs, iovs_len, written_out): (i32, i32, i32, i32)| {
+            Box::new(async move {
                 if fd == 1 {
-                    io.stdout.append(bytes)?;
-                } else {
-                    io.stderr.push(bytes);
+                    let stdout = ctx(caller.data_mut()).stdout.clone();
+                    stdout.drained().await;
                 }
-                written = written.saturating_add(bytes.len() as u32);
-            }
-            mem.write_u32(written_out, written)?;
-            Ok(SUCCESS)
+                write(&mut caller, ctx, fd, iovs, iovs_len, written_out)
+            })
         },
     )?;
     linker.func_wrap(

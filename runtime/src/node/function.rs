@@ -79,8 +79,13 @@ pub struct Settings {
     pub timeout: Duration,
     /// Linear memory cap per instance, bytes.
     pub memory: usize,
-    /// Cap on stdout, bytes.
+    /// Cap on the response, bytes: stdout for a WAGI module, the body for a
+    /// component, streamed or not.
     pub max_response: usize,
+    /// How long a streamed body may go on after its head; zero: until `timeout`.
+    pub max_stream: Duration,
+    /// Longest wait for a streamed body's next bytes.
+    pub stream_idle: Duration,
     /// Stores the function may open.
     pub kv: Arc<[String]>,
     /// Static environment, in file order.

@@ -24,7 +24,9 @@ pub struct NodeState {
     /// The key-value stores guests open.
     kv: Arc<dyn Backend>,
     /// Requests being served now, for the `max_inflight` admission check.
-    inflight: AtomicUsize,
+    inflight: Arc<AtomicUsize>,
+    /// Responses streaming now (head sent, body not ended), for `max_streams`.
+    streams: Arc<AtomicUsize>,
 }
 
 impl NodeState {
@@ -35,7 +37,8 @@ impl NodeState {
             telemetry,
             failures: Arc::default(),
             kv,
-            inflight: AtomicUsize::new(0),
+            inflight: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -71,8 +74,19 @@ impl NodeState {
 
     /// The count of requests in flight, which the request path's admission
     /// raises and lowers.
-    pub fn inflight_counter(&self) -> &AtomicUsize {
+    pub fn inflight_counter(&self) -> &Arc<AtomicUsize> {
         &self.inflight
+    }
+
+    /// The count of responses streaming now, which a stream raises when its
+    /// head goes out and lowers when its body ends.
+    pub fn streams_counter(&self) -> &Arc<AtomicUsize> {
+        &self.streams
+    }
+
+    /// Responses streaming right now.
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
     }
 
     /// Requests being served right now.

@@ -1,9 +1,7 @@
 //! Statuses the host answers with itself. Every error at the HTTP edge becomes a
 //! short response carrying the request id; the details go to the log only.
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::Full;
 
 pub use crate::edge::Body;
 
@@ -105,7 +103,7 @@ impl HostError {
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let (status, words) = self.parts();
         let text = format!("{words} (request id {request_id})\n");
-        let mut response = Response::new(Full::new(Bytes::from(text)));
+        let mut response = Response::new(Body::full(text));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(

@@ -3,11 +3,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
@@ -24,10 +24,11 @@ use crate::node::NodeState;
 use crate::node::function::{Function, Handler, Version};
 use crate::request::error::{Body, HostError};
 use crate::request::id::request_id;
-use crate::request::outcome::{RunError, Timing};
+use crate::request::outcome::{RunError, Source, Timing};
 use crate::request::rollout;
 use crate::request::run_component::{self, HttpInvocation};
 use crate::request::run_wagi::{self, Invocation};
+use crate::request::stream::{Cause, GuestStream, Slot, StreamEnd, StreamLimits};
 use crate::request::wagi::{self, RequestInfo};
 use crate::telemetry::{Connections, Outcome, TrapKind};
 
@@ -42,6 +43,8 @@ pub struct Limits {
     pub max_inflight: usize,
     /// The whole body must arrive within this, before a request is admitted.
     pub body_timeout: std::time::Duration,
+    /// Responses streaming at once before new requests get 503.
+    pub max_streams: usize,
 }
 
 impl Limits {
@@ -52,6 +55,7 @@ impl Limits {
             max_header_bytes: server.max_header_bytes.as_usize(),
             max_inflight: server.max_inflight as usize,
             body_timeout: server.body_timeout.0,
+            max_streams: server.max_streams as usize,
         }
     }
 }
@@ -67,7 +71,7 @@ pub struct App {
     /// Requests reading their bodies now. Bodies are read before admission,
     /// so this bounds the memory they hold apart from `inflight`: at most
     /// `max_inflight` bodies of at most `max_request_body` each.
-    reading: AtomicUsize,
+    reading: Arc<AtomicUsize>,
     /// Per-address connection counts and request rates.
     peers: Arc<Peers>,
 }
@@ -79,6 +83,33 @@ struct Served {
     version: Option<Arc<Version>>,
     timing: Timing,
     trap: Option<TrapKind>,
+}
+
+/// What the request path answers with: a whole response, or the head of
+/// one whose body streams.
+enum Reply {
+    Whole(Response<Body>),
+    Stream(Response<()>, Streaming),
+}
+
+/// A streaming body's parts, before its end is hooked to the access record.
+struct Streaming {
+    first: Bytes,
+    source: Box<dyn Source>,
+    limits: StreamLimits,
+    slots: Vec<Slot>,
+}
+
+/// One request's access record, emitted when its response has been answered
+/// whole, or when its stream has ended.
+struct Access {
+    node: Arc<NodeState>,
+    method: http::Method,
+    path: String,
+    request_id: String,
+    status: u16,
+    head: std::time::Duration,
+    served: Served,
 }
 
 impl Serve for App {
@@ -115,7 +146,7 @@ impl App {
             node,
             engine,
             limits,
-            reading: AtomicUsize::new(0),
+            reading: Arc::default(),
             peers,
         }
     }
@@ -144,14 +175,15 @@ impl App {
         let result = self
             .serve(&mut parts, body, conn, &request_id, &mut served)
             .await;
-        let mut response = match result {
-            Ok(r) => r,
+        let (mut head, streaming) = match result {
+            Ok(Reply::Whole(r)) => (r, None),
+            Ok(Reply::Stream(head, streaming)) => (head.map(|()| Body::default()), Some(streaming)),
             Err(e) => {
                 log_failure(&e, &served, &request_id);
-                e.into_response(&request_id)
+                (e.into_response(&request_id), None)
             }
         };
-        let headers = response.headers_mut();
+        let headers = head.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             headers.insert("x-request-id", v);
         }
@@ -160,39 +192,26 @@ impl App {
         {
             headers.insert("x-wedge-version", v);
         }
-        let version = served.version.as_deref();
-        let status = response.status().as_u16();
-        let total = started.elapsed();
-        match version {
-            Some(v) => {
-                v.stats.record(Outcome {
-                    status,
-                    total,
-                    // Zero when no instance was created (refused before, or failed to).
-                    instantiate: (!served.timing.instantiate.is_zero())
-                        .then_some(served.timing.instantiate),
-                    trap: served.trap,
-                });
-                if status >= 500 {
-                    self.node.failures().notify_one();
-                }
+        let access = Access {
+            node: self.node.clone(),
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            request_id,
+            status: head.status().as_u16(),
+            head: started.elapsed(),
+            served,
+        };
+        let response = match streaming {
+            None => {
+                access.finish(None);
+                head
             }
-            None => self.node.telemetry().record_unrouted(status),
-        }
-        tracing::info!(
-            target: "wedge::access",
-            method = parts.method.as_str(),
-            path = parts.uri.path(),
-            status,
-            function = served.function.as_deref().unwrap_or(""),
-            version = version.map_or("", |v| &*v.label),
-            module_sha256 = version.map_or("", |v| &*v.short_sha),
-            request_id = request_id.as_str(),
-            total_us = total.as_micros() as u64,
-            instantiate_us = served.timing.instantiate.as_micros() as u64,
-            guest_us = served.timing.guest.as_micros() as u64,
-            outbound_us = served.timing.outbound.as_micros() as u64,
-        );
+            Some(s) => {
+                let on_end = Box::new(move |end, sent| access.finish(Some((end, sent))));
+                let stream = GuestStream::new(s.first, s.source, s.limits, s.slots, on_end);
+                head.map(|_| Body::stream(Box::pin(stream)))
+            }
+        };
         // Let the lane's other ready requests run their guests before this
         // response is written: a busy lane then writes its responses in a burst,
         // and a client reading many connections wakes once for the burst instead
@@ -212,7 +231,7 @@ impl App {
         conn: ConnInfo,
         request_id: &str,
         served: &mut Served,
-    ) -> Result<Response<Body>, HostError> {
+    ) -> Result<Reply, HostError> {
         if head_size(parts) > self.limits.max_header_bytes {
             return Err(HostError::HeadersTooLarge);
         }
@@ -241,8 +260,11 @@ impl App {
         served.version = Some(version.clone());
 
         let stdin = self.read_body(parts, body).await?;
-        let _admitted = Admission::try_new(self.node.inflight_counter(), self.limits.max_inflight)
+        let admitted = Slot::try_take(self.node.inflight_counter(), self.limits.max_inflight)
             .ok_or(HostError::Overloaded)?;
+        if self.node.streams() >= self.limits.max_streams {
+            return Err(HostError::Overloaded);
+        }
         let deadline = Instant::now() + function.settings.timeout;
         let log = GuestLog::new(
             function.name.clone(),
@@ -298,10 +320,34 @@ impl App {
             served.trap = Some(*kind);
         }
         let guest = result?;
-        let mut response = Response::new(Full::new(guest.body));
-        *response.status_mut() = guest.status;
-        *response.headers_mut() = guest.headers;
-        Ok(response)
+        let mut head = Response::new(());
+        *head.status_mut() = guest.status;
+        *head.headers_mut() = guest.headers;
+        let Some(source) = guest.stream else {
+            return Ok(Reply::Whole(head.map(|()| Body::full(guest.body))));
+        };
+        // A stream holds its instance past the head: it takes a stream slot
+        // too, or is refused before its head goes out.
+        let slot = Slot::try_take(self.node.streams_counter(), self.limits.max_streams)
+            .ok_or(HostError::Overloaded)?;
+        let end_by = match function.settings.max_stream {
+            d if d.is_zero() => (deadline, Cause::Failed(TrapKind::Timeout)),
+            d => (Instant::now() + d, Cause::MaxStream),
+        };
+        let limits = StreamLimits {
+            max_response: function.settings.max_response,
+            stream_idle: function.settings.stream_idle,
+            end_by,
+        };
+        Ok(Reply::Stream(
+            head,
+            Streaming {
+                first: guest.body,
+                source,
+                limits,
+                slots: vec![admitted, slot],
+            },
+        ))
     }
 
     /// Reads the whole body within the limit and `body_timeout`. A declared
@@ -324,8 +370,8 @@ impl App {
         if body.is_end_stream() {
             return Ok(Bytes::new());
         }
-        let _reading = Admission::try_new(&self.reading, self.limits.max_inflight)
-            .ok_or(HostError::Overloaded)?;
+        let _reading =
+            Slot::try_take(&self.reading, self.limits.max_inflight).ok_or(HostError::Overloaded)?;
         match tokio::time::timeout(self.limits.body_timeout, Limited::new(body, max).collect())
             .await
         {
@@ -380,26 +426,6 @@ fn head_size(parts: &http::request::Parts) -> usize {
         .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
-/// One admitted request; admission is released when it drops.
-struct Admission<'a>(&'a AtomicUsize);
-
-impl<'a> Admission<'a> {
-    fn try_new(inflight: &'a AtomicUsize, max: usize) -> Option<Self> {
-        let previous = inflight.fetch_add(1, Ordering::AcqRel);
-        if previous >= max {
-            inflight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(inflight))
-    }
-}
-
-impl Drop for Admission<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn log_failure(error: &HostError, served: &Served, request_id: &str) {
     let function = served.function.as_deref().unwrap_or("");
     let version = served.version.as_deref().map(|v| &*v.label).unwrap_or("");
@@ -425,5 +451,69 @@ fn log_failure(error: &HostError, served: &Served, request_id: &str) {
             tracing::warn!(target: "wedge::request", %function, %request_id, "{error}");
         }
         _ => tracing::debug!(target: "wedge::request", %function, %request_id, "{error}"),
+    }
+}
+
+impl Access {
+    /// Counts the request and writes its access line; for a stream, once it
+    /// has ended, with how it ended and the body bytes it sent.
+    fn finish(self, stream: Option<(StreamEnd, u64)>) {
+        let served = &self.served;
+        let version = served.version.as_deref();
+        let function = served.function.as_deref().unwrap_or("");
+        let mut trap = served.trap;
+        let (ended, cut) = match &stream {
+            None => ("", false),
+            Some((StreamEnd::Ended, _)) => ("ended", false),
+            Some((StreamEnd::Dropped, _)) => ("dropped", false),
+            Some((StreamEnd::Cut(cause, detail), _)) => {
+                if let Cause::Failed(kind) = cause {
+                    trap = Some(*kind);
+                }
+                self.node.telemetry().record_cut(function, cause.as_str());
+                tracing::warn!(
+                    target: "wedge::guest",
+                    %function,
+                    version = version.map_or("", |v| &*v.label),
+                    request_id = self.request_id.as_str(),
+                    cause = cause.as_str(),
+                    "stream cut: {detail}"
+                );
+                (cause.as_str(), true)
+            }
+        };
+        match version {
+            Some(v) => {
+                v.stats.record(Outcome {
+                    status: self.status,
+                    total: self.head,
+                    // Zero when no instance was created (refused before, or failed to).
+                    instantiate: (!served.timing.instantiate.is_zero())
+                        .then_some(served.timing.instantiate),
+                    trap,
+                    cut,
+                });
+                if self.status >= 500 || cut {
+                    self.node.failures().notify_one();
+                }
+            }
+            None => self.node.telemetry().record_unrouted(self.status),
+        }
+        tracing::info!(
+            target: "wedge::access",
+            method = self.method.as_str(),
+            path = self.path.as_str(),
+            status = self.status,
+            function,
+            version = version.map_or("", |v| &*v.label),
+            module_sha256 = version.map_or("", |v| &*v.short_sha),
+            request_id = self.request_id.as_str(),
+            total_us = self.head.as_micros() as u64,
+            instantiate_us = served.timing.instantiate.as_micros() as u64,
+            guest_us = served.timing.guest.as_micros() as u64,
+            outbound_us = served.timing.outbound.as_micros() as u64,
+            stream = ended,
+            stream_bytes = stream.as_ref().map_or(0, |(_, sent)| *sent),
+        );
     }
 }

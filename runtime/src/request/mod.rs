@@ -11,6 +11,8 @@
 //! - [`run_component`]: one request's run of a wasi:http component.
 //! - [`outcome`]: what both formats' runs come to: the response, the timing,
 //!   the ways a run fails.
+//! - [`stream`]: a response whose guest is still writing it: the run polled
+//!   by hand, and the body that carries it under the stream limits.
 //! - [`error`]: statuses the host answers with itself.
 //! - [`id`]: request ids.
 
@@ -21,4 +23,5 @@ pub mod outcome;
 pub mod rollout;
 pub mod run_component;
 pub mod run_wagi;
+pub mod stream;
 pub mod wagi;

@@ -1,6 +1,7 @@
 //! What a guest's run comes to, in either handler format: the response it
 //! gave, where the time went, or why it gave none.
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,8 +21,19 @@ pub struct GuestResponse {
     pub status: StatusCode,
     /// Headers to send, in the order the guest wrote them.
     pub headers: HeaderMap,
-    /// Everything after the blank line, shared with the output buffer.
+    /// The body, or its first bytes when it streams: what the guest had
+    /// written when its head went out.
     pub body: Bytes,
+    /// The rest of the body, for a response that streams.
+    pub stream: Option<Box<dyn Source>>,
+}
+
+/// The rest of a streaming response's body, from a guest that is still
+/// running. Dropping it drops the guest's instance.
+pub trait Source: Send {
+    /// The guest's next bytes; `None` at a clean end; an error when the run
+    /// failed, or broke the body off, before the end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, RunError>>>;
 }
 
 /// Why a guest's output is not a response.

@@ -266,7 +266,26 @@ pub fn parse_response(out: Bytes) -> Result<GuestResponse, MalformedResponse> {
         status,
         headers,
         body: out.slice(body_start..),
+        stream: None,
     })
+}
+
+/// Where the header block of `out`, a guest's stdout so far, ends (its blank
+/// line included); `None` while it may still be coming.
+pub fn head_len(out: &[u8]) -> Option<Result<usize, MalformedResponse>> {
+    let mut pos = 0;
+    while let Some(nl) = out[pos..].iter().position(|&b| b == b'\n') {
+        let end = pos + nl + 1;
+        if end > MAX_HEADER_BLOCK {
+            return Some(Err(MalformedResponse::HeadersTooLarge));
+        }
+        let line = &out[pos..pos + nl];
+        if line.strip_suffix(b"\r").unwrap_or(line).is_empty() {
+            return Some(Ok(end));
+        }
+        pos = end;
+    }
+    (out.len() >= MAX_HEADER_BLOCK).then_some(Err(MalformedResponse::HeadersTooLarge))
 }
 
 /// Headers that describe the connection or the framing, or that the host sets

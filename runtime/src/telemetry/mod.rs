@@ -65,6 +65,8 @@ pub struct Telemetry {
     outbound: CounterVec<(String, Arc<str>, String)>,
     /// Outbound call time to the response head, by function and origin.
     outbound_time: Mutex<BTreeMap<FunctionOrigin, Arc<Histogram>>>,
+    /// Streamed responses cut short, by function and cause.
+    stream_cuts: CounterVec<(String, &'static str)>,
     /// Client connections: open now, and closed by wedge, by reason.
     pub connections: Arc<Connections>,
 }
@@ -160,6 +162,16 @@ impl Telemetry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Counts a streamed response of `function` cut short by `cause`.
+    pub fn record_cut(&self, function: &str, cause: &'static str) {
+        self.stream_cuts.add((function.to_string(), cause));
+    }
+
+    /// Streamed responses cut short, by function and cause.
+    pub fn stream_cuts(&self) -> BTreeMap<(String, &'static str), u64> {
+        self.stream_cuts.values()
     }
 
     /// Key-value operations by store, operation and result.
@@ -317,12 +329,15 @@ pub struct Outcome {
     pub instantiate: Option<Duration>,
     /// How the guest failed, if it did.
     pub trap: Option<TrapKind>,
+    /// A streamed response the function's run cut short after its head (a
+    /// trap, an exit, a stream limit): an error whatever the status said.
+    pub cut: bool,
 }
 
 impl VersionStats {
     /// Counts one request. 5xx statuses (traps and timeouts among them) are errors.
     pub fn record(&self, outcome: Outcome) {
-        let error = outcome.status >= 500;
+        let error = outcome.status >= 500 || outcome.cut;
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.statuses.add(outcome.status);
         self.duration.observe(outcome.total);
@@ -388,6 +403,7 @@ mod tests {
             total: Duration::from_micros(30),
             instantiate: Some(Duration::from_micros(8)),
             trap,
+            cut: false,
         }
     }
 

@@ -107,6 +107,63 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 stream.blocking_write_and_flush(b"partial").expect("write");
                 panic!("trapped halfway through the body");
             }
+            "events" => {
+                // `?n=` events `?ms=` apart, each with its number and the
+                // wall-clock time it was written; `?then=` ends the stream
+                // otherwise: `trap`, `unfinished` (returns with the body
+                // open), `sleep` (60 s without a byte).
+                let n: u64 = param("n").and_then(|v| v.parse().ok()).unwrap_or(5);
+                let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(200);
+                let headers = Fields::from_list(&[(
+                    "content-type".to_string(),
+                    b"text/event-stream".to_vec(),
+                )])
+                .expect("valid headers");
+                let response = OutgoingResponse::new(headers);
+                let body = response.body().expect("body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = body.write().expect("stream");
+                for i in 0..n {
+                    if i > 0 {
+                        wasi::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                    }
+                    let now = wasi::clocks::wall_clock::now();
+                    let millis = now.seconds * 1000 + u64::from(now.nanoseconds) / 1_000_000;
+                    let event = format!("data: {i} {millis}\n\n");
+                    stream.blocking_write_and_flush(event.as_bytes()).expect("write");
+                }
+                match param("then") {
+                    Some("trap") => panic!("trapped in the middle of a stream"),
+                    Some("unfinished") => {
+                        drop(stream);
+                        std::mem::forget(body);
+                        return;
+                    }
+                    Some("sleep") => {
+                        wasi::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block()
+                    }
+                    _ => {}
+                }
+                drop(stream);
+                OutgoingBody::finish(body, None).expect("finish");
+            }
+            "bytes" => {
+                // `?mb=` MiB of a repeating pattern, written 4 KiB at a time
+                // from one small buffer.
+                let mb: u64 = param("mb").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let response = OutgoingResponse::new(Fields::new());
+                let body = response.body().expect("body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = body.write().expect("stream");
+                let chunk: Vec<u8> = (0..64 << 10).map(|i| (i % 251) as u8).collect();
+                for _ in 0..mb * 16 {
+                    for piece in chunk.chunks(4096) {
+                        stream.blocking_write_and_flush(piece).expect("write");
+                    }
+                }
+                drop(stream);
+                OutgoingBody::finish(body, None).expect("finish");
+            }
             _ => echo(request, out),
         }
     }

@@ -8,6 +8,7 @@ mod http_client;
 mod node;
 pub mod origin;
 pub mod registry;
+mod stream_client;
 
 pub use dns::DnsServer;
 pub use etcd::EtcdCluster;
@@ -15,6 +16,7 @@ pub use http_client::{Reply, get_status, raw_call, raw_request, try_call};
 pub use node::{Node, NodeBuilder, field};
 pub use origin::{Origin, TestCa};
 pub use registry::OciRegistry;
+pub use stream_client::{Event, Streamed, open_stream, read_h1_stream, read_stream};
 /// Synthetic modules: big, slow to compile, padded.
 pub use wedge_wasmgen as modules;
 

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Catalogue, CompileJob, LoadError, LoadFailure, LoadStats, Outcome};
 use crate::config::valid_name;
 use crate::config::{
-    ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, Deployment, FunctionConfig,
+    ConfigError, DEFAULT_MAX_RESPONSE, DEFAULT_MEMORY, DEFAULT_STREAM_IDLE, Deployment,
+    FunctionConfig,
 };
 use crate::control::catalogue::module;
 use crate::guest::engine::Tier;
@@ -193,6 +194,8 @@ impl Catalogue {
                 .max_response
                 .unwrap_or(DEFAULT_MAX_RESPONSE)
                 .as_usize(),
+            max_stream: fconfig.max_stream.map_or(Duration::ZERO, |d| d.0),
+            stream_idle: fconfig.stream_idle.map_or(DEFAULT_STREAM_IDLE, |d| d.0),
             kv: fconfig
                 .kv
                 .clone()

@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::edge::Body as FullBody;
+use crate::edge::Body as WedgeBody;
+use crate::edge::body::Cut;
 
 /// Counters shared by a connection's I/O, its requests and its watchdog.
 #[derive(Debug, Default)]
@@ -58,43 +59,60 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// A response body that keeps its request counted as active, and as sending,
-/// until the codec has taken all of it (or dropped it).
+/// A response body that keeps its request counted as active until the codec
+/// has taken all of it (or dropped it), and as sending while the codec holds
+/// a frame of it: from when the body yields a frame until the codec asks for
+/// the next. A stream waiting for its guest's next bytes is not sending, so
+/// `write_timeout` judges the client and never the guest.
 #[derive(Debug)]
 pub struct TrackedBody {
-    inner: FullBody,
+    inner: WedgeBody,
     state: Arc<ConnState>,
+    sending: bool,
     _active: ActiveGuard,
 }
 
 impl TrackedBody {
     /// Wraps the body of the response to the request `active` holds.
-    pub fn new(inner: FullBody, active: ActiveGuard) -> Self {
+    pub fn new(inner: WedgeBody, active: ActiveGuard) -> Self {
         let state = active.0.clone();
         state.sending.fetch_add(1, Relaxed);
         Self {
             inner,
             state,
+            sending: true,
             _active: active,
+        }
+    }
+
+    fn set_sending(&mut self, sending: bool) {
+        if self.sending != sending {
+            self.sending = sending;
+            match sending {
+                true => self.state.sending.fetch_add(1, Relaxed),
+                false => self.state.sending.fetch_sub(1, Relaxed),
+            };
         }
     }
 }
 
 impl Drop for TrackedBody {
     fn drop(&mut self) {
-        self.state.sending.fetch_sub(1, Relaxed);
+        self.set_sending(false);
     }
 }
 
 impl Body for TrackedBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = Cut;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.set_sending(!polled.is_pending());
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -116,7 +134,7 @@ mod tests {
         let guard = state.begin_request();
         assert_eq!(state.active.load(Relaxed), 1);
         state.bytes_read.store(100, Relaxed);
-        let body = TrackedBody::new(FullBody::new(Bytes::from_static(b"hi")), guard);
+        let body = TrackedBody::new(WedgeBody::full(Bytes::from_static(b"hi")), guard);
         assert_eq!(state.sending.load(Relaxed), 1);
         drop(body);
         assert_eq!(state.active.load(Relaxed), 0);
