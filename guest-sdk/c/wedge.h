@@ -103,6 +103,15 @@ WEDGE_IMPORT("http_error") int32_t wedge_http_error(char *buf, size_t cap, uint3
 /* ---- Helpers ---- */
 
 /* The name of a status, for logs. */
+/* Hands what the handler printed so far to wedge. stdout is buffered by
+ * libc, so a streaming handler (server-sent events, a large download) calls
+ * this after each piece: wedge sends the head and what was written once the
+ * handler waits on anything (a sleep, a store call, an outbound request),
+ * has computed for 10 ms, or has written 64 KiB, and after that each piece
+ * as it is flushed. A plain handler never needs it: stdout is flushed at
+ * exit. */
+static inline int wedge_flush(void) { return fflush(stdout); }
+
 static inline const char *wedge_status_name(int32_t status) {
     static const char *const names[] = {"ok",      "not_found", "access_denied", "out_of_range",
                                         "too_large", "invalid",  "io",            "timeout",

@@ -25,14 +25,14 @@ func Serve(h http.Handler) {
 // serve is Serve with the request's environment, body and response stream
 // given.
 func serve(h http.Handler, env []string, body io.Reader, out io.Writer) {
-	w := &responseWriter{header: http.Header{}}
+	w := &responseWriter{header: http.Header{}, out: out}
 	req, err := readRequest(env, body)
 	if err != nil {
 		http.Error(w, "cannot read the request: "+err.Error(), http.StatusBadRequest)
 	} else {
 		h.ServeHTTP(w, req)
 	}
-	w.finish(out)
+	w.finish()
 }
 
 // handler is what Handle registered.
@@ -189,12 +189,17 @@ func readRequest(env []string, stdin io.Reader) (*http.Request, error) {
 	return req, nil
 }
 
-// responseWriter keeps the response until the handler returns: wedge reads
-// a whole CGI response.
+// responseWriter keeps the response until the handler returns, and then
+// writes it whole in one write, unless the handler flushes it (it is an
+// http.Flusher): then the head and what was written go out at once, and
+// every later Write goes straight to wedge, which sends it on as the
+// handler makes it (server-sent events, large downloads).
 type responseWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+	header    http.Header
+	status    int
+	body      bytes.Buffer
+	out       io.Writer
+	streaming bool
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -207,15 +212,38 @@ func (w *responseWriter) WriteHeader(status int) {
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
+	if w.streaming {
+		return w.out.Write(b)
+	}
 	return w.body.Write(b)
+}
+
+// Flush sends the head and the body written so far; what the handler
+// writes after it leaves as it is written. wedge sends it to the client
+// once the handler waits on anything (a sleep, a store call, an outbound
+// request), has computed for 10 ms, or has written 64 KiB.
+func (w *responseWriter) Flush() {
+	if !w.streaming {
+		w.streaming = true
+		w.write()
+		w.body.Reset()
+	}
 }
 
 // lineBreaks turns the line breaks in a header value into spaces.
 var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
 
-// finish writes the response in CGI form: Status, headers, a blank line,
-// the body.
-func (w *responseWriter) finish(out io.Writer) {
+// finish writes what is left of the response: all of it, or, once it
+// streams, nothing more (every Write went out as it came).
+func (w *responseWriter) finish() {
+	if !w.streaming {
+		w.write()
+	}
+}
+
+// write writes the response in CGI form: Status, headers, a blank line, the
+// body so far.
+func (w *responseWriter) write() {
 	w.WriteHeader(http.StatusOK)
 	if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
 		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
@@ -245,5 +273,5 @@ func (w *responseWriter) finish(out io.Writer) {
 	}
 	b.WriteString("\r\n")
 	b.Write(w.body.Bytes())
-	out.Write(b.Bytes())
+	w.out.Write(b.Bytes())
 }

@@ -32,12 +32,12 @@ func TestRequestComesFromTheEnvironment(t *testing.T) {
 }
 
 func TestResponsesAreCGIAndCannotForgeHeaders(t *testing.T) {
-	w := &responseWriter{header: http.Header{}}
+	var out bytes.Buffer
+	w := &responseWriter{header: http.Header{}, out: &out}
 	w.Header().Set("X-Note", "a\r\nStatus: 200")
 	w.WriteHeader(http.StatusTeapot)
 	w.Write([]byte("{}"))
-	var out bytes.Buffer
-	w.finish(&out)
+	w.finish()
 	text := out.String()
 	if !strings.HasPrefix(text, "Status: 418 I'm a teapot\r\n") {
 		t.Errorf("%q", text)
@@ -47,6 +47,26 @@ func TestResponsesAreCGIAndCannotForgeHeaders(t *testing.T) {
 	}
 	if !strings.HasSuffix(text, "\r\n\r\n{}") || !strings.Contains(text, "Content-Type: text/plain") {
 		t.Errorf("%q", text)
+	}
+}
+
+func TestAFlushedResponseStreams(t *testing.T) {
+	var out bytes.Buffer
+	w := &responseWriter{header: http.Header{}, out: &out}
+	var _ http.Flusher = w
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, "data: 0\n\n")
+	w.Flush()
+	if got := out.String(); !strings.HasPrefix(got, "Status: 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\ndata: 0\n\n") {
+		t.Errorf("after the flush: %q", got)
+	}
+	io.WriteString(w, "data: 1\n\n")
+	if !strings.HasSuffix(out.String(), "data: 0\n\ndata: 1\n\n") {
+		t.Errorf("a write after the flush waited: %q", out.String())
+	}
+	w.finish()
+	if strings.Count(out.String(), "Status:") != 1 {
+		t.Errorf("the head went out twice: %q", out.String())
 	}
 }
 

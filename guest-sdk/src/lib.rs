@@ -19,15 +19,20 @@
 //!
 //! Build it with `cargo build --release --target wasm32-wasip1` and drop the
 //! `.wasm` into `functions/<name>/v1.wasm`.
+//!
+//! A handler that sends its body as it goes (server-sent events, a large
+//! download) uses [`serve_stream`] and [`Response::stream`].
 
 pub mod http;
 pub mod kv;
 mod request;
 mod response;
+mod stream;
 mod wasi;
 
 pub use request::Request;
 pub use response::Response;
+pub use stream::BodyWriter;
 
 /// Reads the request wedge passed in, runs `handler`, and writes its response.
 ///
@@ -41,6 +46,28 @@ pub fn serve(handler: impl FnOnce(Request) -> Response) {
     // Head and body leave in one write. Nothing useful can be done if stdout is
     // gone: wedge then answers 502.
     let _ = wasi::write_stdout(response.head().as_bytes(), response.body());
+}
+
+/// Reads the request wedge passed in and runs `handler`, which streams its
+/// response: it calls [`Response::stream`] for the head and writes the body
+/// through the [`BodyWriter`] it gets.
+///
+/// A handler that returns an error after its head went out ends the process
+/// with status 1, so wedge aborts the stream and the client sees it cut
+/// short; one that fails before its head went out gets a 500.
+pub fn serve_stream(handler: impl FnOnce(Request) -> std::io::Result<()>) {
+    let result = match Request::from_env() {
+        Ok(request) => handler(request),
+        Err(e) => {
+            let bad = Response::text(400, format!("cannot read request: {e}\n"));
+            let _ = wasi::write_stdout(bad.head().as_bytes(), bad.body());
+            return;
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("the handler failed: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Percent-decodes `text`; with `plus_as_space`, `+` decodes to a space as in HTML forms.

@@ -1,7 +1,8 @@
 //! The Go and C SDKs, used as a team in those languages would: a guest built
 //! with the standard Go toolchain (`tests/guests-go/shop`, net/http behind
 //! `wedge.Serve`) and one built with `zig cc` (`tests/guests-c/shop.c`, with
-//! `wedge.h`) each sell a stock without overselling and call an origin.
+//! `wedge.h`) each sell a stock without overselling and call an origin, and
+//! each streams server-sent events (`http.Flusher`, `wedge_flush`).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -67,4 +68,29 @@ pub async fn go_shop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 pub async fn c_shop() {
     sells_without_overselling_and_calls_out(guests::C_SHOP).await;
+}
+
+/// A Go handler that flushes through `http.Flusher`, and a C handler that
+/// calls `wedge_flush`, stream their events as they write them.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn go_and_c_handlers_stream() {
+    for wasm in [guests::GO_SHOP, guests::C_SHOP] {
+        let n = shop(wasm);
+        let reply = n.stream("/shop/events?n=4", false).await;
+        assert_eq!(reply.end, Ok(()), "{wasm}");
+        let events = reply.events();
+        assert_eq!(
+            events.iter().map(|e| e.number).collect::<Vec<_>>(),
+            [0, 1, 2, 3],
+            "{wasm}"
+        );
+        for e in &events {
+            assert!(
+                e.latency() < std::time::Duration::from_millis(50),
+                "{wasm}: event {} took {:?}",
+                e.number,
+                e.latency()
+            );
+        }
+    }
 }

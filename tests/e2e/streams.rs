@@ -240,3 +240,75 @@ fn rss_of(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// `examples/ticker` sends an event a second, each as it is written, with a
+/// counter the store keeps across requests.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn ticker_example() {
+    let toml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/ticker/function.toml"
+    ))
+    .unwrap();
+    let n = node()
+        .function("ticker", examples::TICKER)
+        .function_toml("ticker", &toml)
+        .start();
+    let mut ticks = Vec::new();
+    for (h2, expect) in [(false, [1, 2, 3]), (true, [4, 5, 6])] {
+        let reply = n.stream("/ticker?n=3", h2).await;
+        assert_eq!(reply.end, Ok(()));
+        assert_eq!(reply.headers["content-type"], "text/event-stream");
+        // One frame per event, a second apart.
+        let text: Vec<(std::time::SystemTime, String)> = reply
+            .frames
+            .iter()
+            .map(|(at, b)| (*at, String::from_utf8_lossy(b).into_owned()))
+            .collect();
+        let events: Vec<_> = text.iter().filter(|(_, t)| t.contains("data: ")).collect();
+        assert_eq!(events.len(), 3, "{text:?}");
+        for pair in events.windows(2) {
+            let gap = pair[1].0.duration_since(pair[0].0).unwrap();
+            assert!(
+                gap >= Duration::from_millis(900) && gap < Duration::from_millis(1500),
+                "{gap:?}"
+            );
+        }
+        for (_, event) in &events {
+            let tick: u64 = event
+                .split("\"tick\":")
+                .nth(1)
+                .and_then(|t| t.split(',').next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("no tick in {event:?}"));
+            ticks.push(tick);
+        }
+        assert_eq!(&ticks[ticks.len() - 3..], expect);
+    }
+}
+
+/// `examples/http-download`, a component, streams a generated file whole
+/// with the headers it set.
+#[tokio::test(flavor = "multi_thread")]
+pub async fn download_example() {
+    let n = node()
+        .function("http-download", examples::HTTP_DOWNLOAD)
+        .function_toml("http-download", "max_response = \"1GiB\"")
+        .start();
+    for h2 in [false, true] {
+        let reply = n.stream("/http-download?mb=8", h2).await;
+        assert_eq!(reply.end, Ok(()));
+        assert_eq!(
+            reply.headers["content-disposition"],
+            "attachment; filename=\"lines-8MiB.txt\""
+        );
+        let body = reply.body();
+        assert_eq!(body.len(), 8 << 20);
+        let lines: Vec<&[u8]> = body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), (8 << 20) / 64);
+        assert!(lines.last().unwrap().starts_with(b"000000131072 "));
+    }
+}

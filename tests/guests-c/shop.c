@@ -3,6 +3,8 @@
  *
  *   /<route>/buy?sku=<sku>   take one unit: 200 "sold, <n> left" or 409 "sold out"
  *   /<route>/fetch?url=<url> call url: 200 "<status> <body bytes>" or "error <what>"
+ *   /<route>/events?n=<n>    n server-sent events 200 ms apart ("data: <i> <unix ms>"),
+ *                            each flushed with wedge_flush
  *
  * Query values are taken as sent (no percent-decoding), except %3A and %2F in
  * the URL.
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wedge.h"
 
@@ -74,12 +77,32 @@ static void fetch(void) {
     reply(200, text);
 }
 
+/* n events 200 ms apart, each flushed as it is written. */
+static void events(void) {
+    char text[16];
+    int n = query_value("n", text, sizeof text) ? atoi(text) : 0;
+    printf("Content-Type: text/event-stream\n\n");
+    wedge_flush();
+    for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            struct timespec pause = {0, 200 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        printf("data: %d %lld\n\n", i, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        wedge_flush();
+    }
+}
+
 int main(void) {
     const char *path = getenv("PATH_INFO");
     if (path && strcmp(path, "/buy") == 0) {
         buy();
     } else if (path && strcmp(path, "/fetch") == 0) {
         fetch();
+    } else if (path && strcmp(path, "/events") == 0) {
+        events();
     } else {
         reply(404, "no such endpoint");
     }

@@ -217,7 +217,7 @@ impl ReadAhead {
         match (&self.head, &self.ended) {
             (Some(_), Some(_)) if !self.body_done && full => Some(Decision::Stream),
             (_, Some(_)) => Some(Decision::Whole),
-            (Some(_), None) if !self.body_done && (full || self.running.waiting()) => {
+            (Some(_), None) if !self.body_done && (full || self.running.head_due()) => {
                 Some(Decision::Stream)
             }
             _ => None,

@@ -120,8 +120,8 @@ pub async fn run(
         if let Poll::Ready(end) = running.poll(cx) {
             return Poll::Ready(Phase::Ended(end));
         }
-        if running.waiting()
-            && let Some(head) = stdout.peek(wagi::head_len)
+        if let Some(head) = stdout.peek(wagi::head_len)
+            && (head.is_err() || running.head_due())
         {
             return Poll::Ready(Phase::Head(head));
         }

@@ -24,6 +24,12 @@ use crate::edge::body::Cut;
 use crate::request::outcome::{RunError, Source};
 use crate::telemetry::TrapKind;
 
+/// How long a guest may compute with its head ready, never waiting on
+/// anything, before the head goes out anyway: its first bytes then reach
+/// the client within this of being written, while a guest that ends sooner
+/// keeps the one-write fast path.
+pub const HEAD_HOLD: Duration = Duration::from_millis(10);
+
 /// A guest's run, polled by hand, that knows whether its last pause was a
 /// wait (a sleep, an outbound call, a client that is behind) or only the
 /// epoch's yield of the CPU to other requests.
@@ -31,6 +37,8 @@ pub struct Running<O> {
     future: Pin<Box<dyn Future<Output = O> + Send>>,
     yielded: Arc<AtomicBool>,
     waiting: bool,
+    /// Since when the head has been ready, while the guest computes on.
+    head_ready: Option<Instant>,
 }
 
 /// Sets `store` up to yield the CPU at every epoch tick, noting each yield
@@ -53,6 +61,7 @@ impl<O> Running<O> {
             future,
             yielded,
             waiting: false,
+            head_ready: None,
         }
     }
 
@@ -68,6 +77,16 @@ impl<O> Running<O> {
     /// the CPU: what it wrote so far is then due to the client.
     pub fn waiting(&self) -> bool {
         self.waiting
+    }
+
+    /// Whether a head that is ready must go out now: the guest waits, or has
+    /// computed on for [`HEAD_HOLD`] since its head was ready.
+    pub fn head_due(&mut self) -> bool {
+        if self.waiting {
+            return true;
+        }
+        let since = *self.head_ready.get_or_insert_with(Instant::now);
+        since.elapsed() >= HEAD_HOLD
     }
 }
 

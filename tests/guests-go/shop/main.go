@@ -3,6 +3,7 @@
 //
 //	/<route>/buy?sku=<sku>   take one unit: 200 "sold, <n> left" or 409 "sold out"
 //	/<route>/fetch?url=<url> call url: 200 "<status> <body bytes>" or "error <what>"
+//	/<route>/events?n=<n>    n server-sent events 200 ms apart ("data: <i> <unix ms>"), each flushed
 package main
 
 import (
@@ -11,7 +12,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	wedge "example.invalid/wedge/guest-sdk/go"
 )
@@ -26,6 +29,8 @@ func handle(w http.ResponseWriter, r *http.Request) {
 		buy(w, r)
 	case strings.HasSuffix(r.URL.Path, "/fetch"):
 		fetch(w, r)
+	case strings.HasSuffix(r.URL.Path, "/events"):
+		events(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -62,4 +67,18 @@ func fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "%d %d\n", resp.StatusCode, len(body))
+}
+
+// events streams n events 200 ms apart through http.Flusher.
+func events(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "data: %d %d\n\n", i, time.Now().UnixMilli())
+		flusher.Flush()
+	}
 }

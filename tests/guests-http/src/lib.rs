@@ -130,7 +130,9 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                     let now = wasi::clocks::wall_clock::now();
                     let millis = now.seconds * 1000 + u64::from(now.nanoseconds) / 1_000_000;
                     let event = format!("data: {i} {millis}\n\n");
-                    stream.blocking_write_and_flush(event.as_bytes()).expect("write");
+                    stream
+                        .blocking_write_and_flush(event.as_bytes())
+                        .expect("write");
                 }
                 match param("then") {
                     Some("trap") => panic!("trapped in the middle of a stream"),
