@@ -21,6 +21,7 @@ use wedge::host::store::KvCtx;
 use wedge::node::function::{Handler, Settings, Version};
 use wedge::request::run_component::{self, HttpInvocation};
 use wedge::request::run_wagi::{self, Invocation};
+use wedge::request::upload::RequestBody;
 use wedge::request::wagi::{self, RequestInfo};
 use wedge::store::sled::SledBackend;
 use wedge::telemetry::Telemetry;
@@ -52,6 +53,7 @@ fn request_path(c: &mut Criterion) {
         max_response: 16 << 20,
         max_stream: Duration::ZERO,
         stream_idle: Duration::from_secs(30),
+        stream_request: false,
         kv: vec!["hello".to_string()].into(),
         env: Vec::new().into(),
         outbound: None,
@@ -126,8 +128,9 @@ fn request_path(c: &mut Criterion) {
                 request: http::Request::get("http://127.0.0.1:8080/http-hello?name=edge")
                     .header("host", "127.0.0.1:8080")
                     .header("user-agent", "wrk")
-                    .body(Bytes::new())
+                    .body(RequestBody::Whole(http_body_util::Full::new(Bytes::new())))
                     .unwrap(),
+                upload: None,
                 log: GuestLog::new(function.clone(), label.clone(), id.clone()),
                 deadline,
                 outgoing: Outgoing::new(RequestOutbound {

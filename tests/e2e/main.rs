@@ -26,6 +26,7 @@ mod shutdown;
 mod streams;
 mod swap;
 mod tls;
+mod uploads;
 mod wagi;
 
 use wedge_test_harness::NodeBuilder;

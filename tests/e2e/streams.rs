@@ -233,7 +233,7 @@ async fn count_pattern(mut body: hyper::body::Incoming) -> (u64, bool) {
     (len, ok)
 }
 
-fn rss_of(pid: u32) -> Option<u64> {
+pub(crate) fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

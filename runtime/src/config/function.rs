@@ -35,6 +35,9 @@ pub struct FunctionConfig {
     pub max_stream: Option<HumanDuration>,
     /// A streamed body with no new bytes from the guest for this long is cut.
     pub stream_idle: Option<HumanDuration>,
+    /// Components only: the request body reaches the guest as it arrives,
+    /// under `[server] max_stream_request` and `min_body_rate`.
+    pub stream_request: bool,
     /// Gray-release behaviour.
     pub rollout: RolloutConfig,
 }

@@ -44,6 +44,11 @@ pub struct ServerConfig {
     /// Streamed responses in progress (head sent, body not ended); beyond
     /// this a new request gets 503 before any instance is taken.
     pub max_streams: u32,
+    /// Largest request body streamed to a component (`stream_request`).
+    pub max_stream_request: ByteSize,
+    /// Bytes per second a streamed request body must average, judged after
+    /// its first 10 s; a slower sender is cut off with 408.
+    pub min_body_rate: ByteSize,
     /// Serving threads, each with its own connections; 0 means one per core.
     pub workers: u32,
     /// Limits per client address.
@@ -68,6 +73,8 @@ impl Default for ServerConfig {
             header_read_timeout: HumanDuration(Duration::from_secs(10)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
             max_streams: 1000,
+            max_stream_request: ByteSize(1 << 30),
+            min_body_rate: ByteSize(16 << 10),
             workers: 0,
             per_ip: PerIpConfig::default(),
             tls: None,

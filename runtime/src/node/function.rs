@@ -86,6 +86,8 @@ pub struct Settings {
     pub max_stream: Duration,
     /// Longest wait for a streamed body's next bytes.
     pub stream_idle: Duration,
+    /// A component reads its request body as it arrives.
+    pub stream_request: bool,
     /// Stores the function may open.
     pub kv: Arc<[String]>,
     /// Static environment, in file order.

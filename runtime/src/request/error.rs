@@ -7,6 +7,7 @@ pub use crate::edge::Body;
 
 use crate::edge::validate::BadRequest;
 use crate::request::outcome::RunError;
+use crate::request::upload::UploadCut;
 
 /// Why the host, not the guest, answers a request.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,12 @@ impl HostError {
             Self::Guest(RunError::TooLarge(_)) => {
                 (StatusCode::BAD_GATEWAY, "function response too large")
             }
+            Self::Guest(RunError::Upload(UploadCut::TooLarge)) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            }
+            Self::Guest(RunError::Upload(UploadCut::TooSlow)) => {
+                (StatusCode::REQUEST_TIMEOUT, "request body too slow")
+            }
         }
     }
 
@@ -118,7 +125,10 @@ impl HostError {
         }
         if matches!(
             self,
-            Self::BodyTooLarge | Self::HeadersTooLarge | Self::BodyTimeout
+            Self::BodyTooLarge
+                | Self::HeadersTooLarge
+                | Self::BodyTimeout
+                | Self::Guest(RunError::Upload(_))
         ) {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

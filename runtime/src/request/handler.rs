@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use tokio::time::Instant;
 
@@ -29,6 +29,7 @@ use crate::request::rollout;
 use crate::request::run_component::{self, HttpInvocation};
 use crate::request::run_wagi::{self, Invocation};
 use crate::request::stream::{Cause, GuestStream, Slot, StreamEnd, StreamLimits};
+use crate::request::upload::{RequestBody, Upload, UploadLimits, UploadState};
 use crate::request::wagi::{self, RequestInfo};
 use crate::telemetry::{Connections, Outcome, TrapKind};
 
@@ -45,6 +46,8 @@ pub struct Limits {
     pub body_timeout: std::time::Duration,
     /// Responses streaming at once before new requests get 503.
     pub max_streams: usize,
+    /// Request bodies streamed to components.
+    pub upload: UploadLimits,
 }
 
 impl Limits {
@@ -56,6 +59,10 @@ impl Limits {
             max_inflight: server.max_inflight as usize,
             body_timeout: server.body_timeout.0,
             max_streams: server.max_streams as usize,
+            upload: UploadLimits {
+                max: server.max_stream_request.0,
+                min_rate: server.min_body_rate.0,
+            },
         }
     }
 }
@@ -259,7 +266,19 @@ impl App {
             .ok_or(HostError::NoVersion)?;
         served.version = Some(version.clone());
 
-        let stdin = self.read_body(parts, body).await?;
+        // A component that reads its body as it arrives gets it so, checked
+        // against its own cap; everything else is read whole first.
+        let streams_upload = function.settings.stream_request
+            && matches!(version.compiled.handler, Handler::Http(_));
+        let (stdin, upload) = match streams_upload {
+            true => {
+                if declared_length(parts).is_some_and(|len| len > self.limits.upload.max) {
+                    return Err(HostError::BodyTooLarge);
+                }
+                (Bytes::new(), Some(body))
+            }
+            false => (self.read_body(parts, body).await?, None),
+        };
         let admitted = Slot::try_take(self.node.inflight_counter(), self.limits.max_inflight)
             .ok_or(HostError::Overloaded)?;
         if self.node.streams() >= self.limits.max_streams {
@@ -305,9 +324,18 @@ impl App {
             }
             Handler::Http(pre) => {
                 let kv = self.kv_ctx(function, parts);
+                let (body, upload) = match upload {
+                    Some(body) => {
+                        let state = Arc::new(UploadState::default());
+                        let upload = Upload::new(body, self.limits.upload, state.clone());
+                        (RequestBody::Streamed(upload), Some(state))
+                    }
+                    None => (RequestBody::Whole(Full::new(stdin)), None),
+                };
                 let invocation = HttpInvocation {
                     kv,
-                    request: component_request(parts, conn, stdin)?,
+                    request: component_request(parts, conn, body)?,
+                    upload,
                     log,
                     deadline,
                     outgoing: Outgoing::new(way_out),
@@ -359,12 +387,7 @@ impl App {
         body: Incoming,
     ) -> Result<Bytes, HostError> {
         let max = self.limits.max_body;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > max as u64) {
+        if declared_length(parts).is_some_and(|len| len > max as u64) {
             return Err(HostError::BodyTooLarge);
         }
         if body.is_end_stream() {
@@ -390,8 +413,8 @@ impl App {
 fn component_request(
     parts: &mut http::request::Parts,
     conn: ConnInfo,
-    body: Bytes,
-) -> Result<Request<Bytes>, HostError> {
+    body: RequestBody,
+) -> Result<Request<RequestBody>, HostError> {
     let authority = match parts.uri.authority() {
         Some(a) => a.to_string(),
         None => wagi::host_of(parts).map_or_else(|| conn.local.to_string(), str::to_string),
@@ -409,6 +432,15 @@ fn component_request(
     *request.version_mut() = parts.version;
     *request.headers_mut() = std::mem::take(&mut parts.headers);
     Ok(request)
+}
+
+/// The body length the client declared, if it declared one.
+fn declared_length(parts: &http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Bytes of the request line and headers, as the client sent them (give or take
@@ -437,6 +469,7 @@ fn log_failure(error: &HostError, served: &Served, request_id: &str) {
                 RunError::NoResponse(_) => "no_response",
                 RunError::TooLarge(_) => "too_large",
                 RunError::Capacity(_) => "capacity",
+                RunError::Upload(_) => "upload",
             };
             tracing::warn!(
                 target: "wedge::guest",

@@ -13,6 +13,7 @@
 //!   the ways a run fails.
 //! - [`stream`]: a response whose guest is still writing it: the run polled
 //!   by hand, and the body that carries it under the stream limits.
+//! - [`upload`]: a request body streamed to a component as it arrives.
 //! - [`error`]: statuses the host answers with itself.
 //! - [`id`]: request ids.
 
@@ -24,4 +25,5 @@ pub mod rollout;
 pub mod run_component;
 pub mod run_wagi;
 pub mod stream;
+pub mod upload;
 pub mod wagi;

@@ -10,6 +10,7 @@ use wasmtime::PoolConcurrencyLimitError;
 
 use crate::host::limits::MemoryCapExceeded;
 use crate::host::stdio::ResponseTooLarge;
+use crate::request::upload::UploadCut;
 use crate::telemetry::TrapKind;
 
 /// Largest header block a guest may write.
@@ -83,6 +84,9 @@ pub enum RunError {
     /// No instance slot was free.
     #[error("no instance slot free: {0}")]
     Capacity(String),
+    /// The request body streaming to the guest was cut off.
+    #[error(transparent)]
+    Upload(#[from] UploadCut),
 }
 
 /// Where the time of a run went.

@@ -6,11 +6,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header;
-use http_body_util::Full;
 use hyper::body::Body as _;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -29,12 +29,15 @@ use crate::host::wasi_http::ProxyHost;
 use crate::node::function::Settings;
 use crate::request::outcome::{GuestResponse, RunError, Source, Timing, failure};
 use crate::request::stream::{self, Running};
+use crate::request::upload::{RequestBody, UploadCut, UploadState};
 use crate::telemetry::TrapKind;
 
 /// Everything a component gets for one request.
 pub struct HttpInvocation {
-    /// The request, its body already read whole, its URI absolute.
-    pub request: http::Request<Bytes>,
+    /// The request, its URI absolute; its body read whole, or streaming.
+    pub request: http::Request<RequestBody>,
+    /// Whether a streaming body was cut off, for a body that streams.
+    pub upload: Option<Arc<UploadState>>,
     /// Where the component's stdout and stderr go.
     pub log: GuestLog,
     /// When the request's time is up.
@@ -100,7 +103,7 @@ pub async fn run(
     };
     let resources = {
         let mut http = store.data_mut().http();
-        http.new_incoming_request(scheme, inv.request.map(Full::new))
+        http.new_incoming_request(scheme, inv.request)
             .and_then(|req| Ok((req, http.new_response_outparam(sender)?)))
     };
     let (request, outparam) = match resources {
@@ -140,6 +143,7 @@ pub async fn run(
         broken: None,
         ended: None,
         cap: settings.max_response,
+        upload: inv.upload,
     };
     let mut deadline = std::pin::pin!(tokio::time::sleep_until(inv.deadline));
     let decided = std::future::poll_fn(|cx| {
@@ -181,12 +185,16 @@ struct ReadAhead {
     broken: Option<NoAnswer>,
     ended: Option<Run>,
     cap: usize,
+    upload: Option<Arc<UploadState>>,
 }
 
 impl ReadAhead {
     /// Polls the guest and its response until one of them says what to do.
     fn poll(&mut self, cx: &mut Context<'_>) -> Option<Decision> {
         loop {
+            if self.upload_cut().is_some() {
+                return Some(Decision::Whole);
+            }
             if self.head.is_none() && self.broken.is_none() {
                 match Pin::new(&mut self.receiver).poll(cx) {
                     Poll::Ready(Ok(Ok(response))) => {
@@ -258,6 +266,10 @@ impl ReadAhead {
     /// The whole response, or why there is none. With the store still alive,
     /// a body that has not ended was left unfinished.
     fn whole(mut self) -> Result<GuestResponse, RunError> {
+        // A cut upload answers for the request, whatever the guest made of it.
+        if let Some(cut) = self.upload_cut() {
+            return Err(cut.into());
+        }
         let end = self.ended.take().map(|(end, store)| {
             drop(store);
             end
@@ -271,6 +283,11 @@ impl ReadAhead {
             (None, None) => Err(NoAnswer::Unset),
         };
         conclude(end, answer)
+    }
+
+    /// Why the request body streaming to the guest was cut, if it was.
+    fn upload_cut(&self) -> Option<UploadCut> {
+        self.upload.as_ref().and_then(|u| u.get())
     }
 
     /// The head and what was read of the body, with the rest to stream.

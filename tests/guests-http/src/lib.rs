@@ -149,6 +149,31 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 drop(stream);
                 OutgoingBody::finish(body, None).expect("finish");
             }
+            "hash" => {
+                // Reads the request body as it arrives, 64 KiB at a time,
+                // and answers its length and FNV-1a hash.
+                let body = request.consume().expect("body");
+                let stream = body.stream().expect("stream");
+                let (mut len, mut hash) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+                let failed = loop {
+                    match stream.blocking_read(64 << 10) {
+                        Ok(chunk) => {
+                            len += chunk.len() as u64;
+                            for b in chunk {
+                                hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                            }
+                        }
+                        Err(wasi::io::streams::StreamError::Closed) => break None,
+                        Err(wasi::io::streams::StreamError::LastOperationFailed(e)) => {
+                            break Some(e.to_debug_string());
+                        }
+                    }
+                };
+                match failed {
+                    None => respond(out, 200, &[], format!("{len} {hash:016x}").as_bytes()),
+                    Some(e) => respond(out, 500, &[], format!("read {len}: {e}").as_bytes()),
+                }
+            }
             "bytes" => {
                 // `?mb=` MiB of a repeating pattern, written 4 KiB at a time
                 // from one small buffer.

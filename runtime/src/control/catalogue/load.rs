@@ -16,7 +16,7 @@ use crate::config::{
 };
 use crate::control::catalogue::module;
 use crate::guest::engine::Tier;
-use crate::node::function::{Compiled, Function, Settings, Version};
+use crate::node::function::{Compiled, Function, Handler, Settings, Version};
 use crate::node::snapshot::{Starting, normalize_route};
 use crate::util::natural::natural_cmp;
 
@@ -196,6 +196,7 @@ impl Catalogue {
                 .as_usize(),
             max_stream: fconfig.max_stream.map_or(Duration::ZERO, |d| d.0),
             stream_idle: fconfig.stream_idle.map_or(DEFAULT_STREAM_IDLE, |d| d.0),
+            stream_request: fconfig.stream_request,
             kv: fconfig
                 .kv
                 .clone()
@@ -204,6 +205,17 @@ impl Catalogue {
             env: fconfig.env.clone().into_iter().collect(),
             outbound: self.origin_client(name, &fconfig.outbound),
         };
+        if settings.stream_request
+            && versions
+                .values()
+                .any(|v| matches!(v.compiled.handler, Handler::Wagi(_)))
+        {
+            tracing::warn!(
+                target: "wedge::registry",
+                function = name,
+                "stream_request applies to components only: this function's WAGI versions read their request bodies whole"
+            );
+        }
         Function {
             name: name.into(),
             route: route_of(name, &fconfig),
