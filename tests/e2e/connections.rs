@@ -355,123 +355,137 @@ async fn rss_falls_below(n: &Node, kib: u64) -> bool {
     false
 }
 
-/// Forty HTTP/1.1 clients ask for 8 MiB each and never read it. Each is
-/// disconnected once it has accepted nothing for `write_timeout`, the memory
-/// its response held is freed, and other clients are served meanwhile.
+/// Forty HTTP/1.1 clients ask for 8 MiB each and never read it, from a WAGI
+/// module and then from a component. The responses stream, so a client that
+/// does not read holds its guest at its next write: the node's memory grows
+/// by less than 64 MiB for all forty. Each is disconnected once it has
+/// accepted nothing for `write_timeout`, its instance is freed, and other
+/// clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn slow_readers_are_disconnected() {
     let write_timeout = crate::scale(2, 30) as u64;
     let n = node()
         .server(&format!("write_timeout = \"{write_timeout}s\""))
         .function("hello", examples::HELLO)
-        .function("big", guests::BIG)
+        .function("stream_bytes", guests::STREAM_BYTES)
+        .function("probe", guests::HTTP_PROBE)
         .start();
-    assert_eq!(n.get("/big?mb=1").await.body.len(), 1 << 20);
-    let before = n.rss_kib();
-    let mut readers = Vec::new();
-    for _ in 0..40 {
-        let mut s = TcpStream::connect(n.addr()).await.unwrap();
-        s.write_all(b"GET /big?mb=8 HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        readers.push(s);
-    }
-    let started = Instant::now();
-    let (_, peak) = peak_rss_while(&n, async {
-        for _ in 0..10 {
-            assert_eq!(get_status(n.addr(), "/hello").await, 200);
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    for (round, path) in ["/stream_bytes?mb=8", "/probe?do=bytes&mb=8"]
+        .iter()
+        .enumerate()
+    {
+        // Warm the function's instance slots up: forty at once.
+        let small = path.replace("mb=8", "mb=1");
+        let warm: Vec<_> = (0..40).map(|_| n.stream(&small, false)).collect();
+        for reply in futures_util::future::join_all(warm).await {
+            assert_eq!(reply.body().len(), 1 << 20, "{path}");
         }
-        while n
-            .metric(r#"wedge_connections_closed_total{reason="write_timeout"}"#)
-            .await
-            .unwrap_or(0.0)
-            < 40.0
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(write_timeout + 10),
-                "not all disconnected"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = n.rss_kib();
+        let mut readers = Vec::new();
+        for _ in 0..40 {
+            let mut s = TcpStream::connect(n.addr()).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            readers.push(s);
         }
-    })
-    .await;
-    let disconnected = started.elapsed();
-    println!(
-        "40 readers of 8 MiB that never read: peak RSS {} MiB (idle {} MiB), all disconnected after {disconnected:?}",
-        peak / 1024,
-        before / 1024
-    );
-    for s in readers.iter_mut() {
-        // What the kernel had buffered arrives, then the end: never all 8 MiB.
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(k)) => got += k,
-                Err(_) => panic!("the connection was left open"),
+        let started = Instant::now();
+        let (_, peak) = peak_rss_while(&n, async {
+            for _ in 0..10 {
+                assert_eq!(get_status(n.addr(), "/hello").await, 200);
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            while n
+                .metric(r#"wedge_connections_closed_total{reason="write_timeout"}"#)
+                .await
+                .unwrap_or(0.0)
+                < 40.0 * (round + 1) as f64
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(write_timeout + 10),
+                    "not all disconnected"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let disconnected = started.elapsed();
+        println!(
+            "{path}: 40 readers of 8 MiB that never read: peak RSS {} MiB (from {} MiB), all disconnected after {disconnected:?}",
+            peak / 1024,
+            before / 1024
+        );
+        assert!(
+            peak - before < 64 << 10,
+            "{path}: RSS grew by {} KiB",
+            peak - before
+        );
+        for s in readers.iter_mut() {
+            // What the kernel had buffered arrives, then the end: never all 8 MiB.
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => got += k,
+                    Err(_) => panic!("the connection was left open"),
+                }
+            }
+            assert!(got < 8 << 20, "{got} bytes");
         }
-        assert!(got < 8 << 20, "{got} bytes");
+        assert_eq!(n.metric("wedge_inflight_requests").await, Some(0.0));
     }
-    assert!(
-        rss_falls_below(&n, before + 64 * 1024).await,
-        "the responses' memory was freed: {} KiB against {before} KiB before",
-        n.rss_kib()
-    );
     assert_eq!(get_status(n.addr(), "/hello").await, 200);
 }
 
-/// One HTTP/2 connection opens 100 streams for 2 MiB each with a window of
-/// zero, so nothing can be sent: it is dropped after `write_timeout`, and
-/// its responses (and the instances streaming them) are freed. The attack
-/// is repeated until the node is warm: the instance slots its guests ran in
-/// keep up to 2 MiB each (as `docs/operations.md` says; how many depends on
-/// how many guests ran at once: the 100 streams hold 100 instances, and
-/// the pool takes fresh slots until 100 freed ones wait for reuse, so the
-/// third attack is the first to find them all), and the allocator keeps
-/// some of what it freed for reuse. A further attack must then leave
-/// nothing more behind.
+/// One HTTP/2 connection opens 100 streams for 4 MiB each with a window of
+/// zero, so nothing can be sent. The responses stream, so each guest waits
+/// at its first write: the node's memory grows by less than 64 MiB while
+/// other clients are served. The connection is dropped after
+/// `write_timeout`, and its streams' instances are freed. Repeated, the
+/// attack leaves nothing behind.
 #[tokio::test(flavor = "multi_thread")]
 pub async fn zero_window_http2_is_dropped() {
     let n = node()
         .server("write_timeout = \"2s\"")
         .function("hello", examples::HELLO)
-        .function("big", guests::BIG)
+        .function("stream_bytes", guests::STREAM_BYTES)
         .start();
     let idle = n.rss_kib();
-    zero_window_attack(&n, idle).await;
-    for _ in 0..3 {
-        zero_window_attack(&n, settled_rss(&n).await).await;
+    for round in 1..=3u64 {
+        let before = settled_rss(&n).await;
+        let peak = zero_window_attack(&n, before).await;
+        assert!(
+            peak - before < 64 << 10,
+            "attack {round}: RSS grew by {} KiB",
+            peak - before
+        );
+        // The streams' instances go with their connection.
+        let freed = Instant::now();
+        while n.metric("wedge_inflight_requests").await != Some(0.0) {
+            assert!(
+                freed.elapsed() < Duration::from_secs(2),
+                "instances still held"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-    let warm = settled_rss(&n).await;
-    zero_window_attack(&n, warm).await;
     assert_eq!(
         n.metric(r#"wedge_connections_closed_total{reason="write_timeout"}"#)
             .await,
-        Some(5.0)
+        Some(3.0)
     );
-    // The streams' instances go with their connection.
-    let freed = Instant::now();
-    while n.metric("wedge_inflight_requests").await != Some(0.0) {
-        assert!(
-            freed.elapsed() < Duration::from_secs(2),
-            "instances still held"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert!(
-        rss_falls_below(&n, warm + 64 * 1024).await,
-        "freed: {} KiB against {warm} KiB once warm ({idle} KiB idle)",
+        rss_falls_below(&n, idle + 64 * 1024).await,
+        "freed: {} KiB against {idle} KiB idle",
         n.rss_kib()
     );
     assert_eq!(get_status(n.addr(), "/hello").await, 200);
 }
 
-/// Opens 100 streams of 2 MiB on one HTTP/2 connection with a window of zero
-/// and waits for wedge to drop it.
-async fn zero_window_attack(n: &Node, before: u64) {
+/// Opens 100 streams with a zero window on one connection, serves `/hello`
+/// meanwhile, and waits for the node to drop the connection; the peak RSS.
+async fn zero_window_attack(n: &Node, before: u64) -> u64 {
     let tcp = TcpStream::connect(n.addr()).await.unwrap();
     let (mut client, connection) = h2::client::Builder::new()
         .initial_window_size(0)
@@ -482,22 +496,29 @@ async fn zero_window_attack(n: &Node, before: u64) {
     let mut responses = Vec::new();
     for _ in 0..100 {
         client = client.ready().await.unwrap();
-        let request = http::Request::get(format!("http://{}/big?mb=2", n.addr()))
+        let request = http::Request::get(format!("http://{}/stream_bytes?mb=4", n.addr()))
             .body(())
             .unwrap();
         let (response, _) = client.send_request(request, true).unwrap();
         responses.push(response);
     }
     let started = Instant::now();
-    let (ended, peak) =
-        peak_rss_while(n, tokio::time::timeout(Duration::from_secs(15), driver)).await;
+    let (ended, peak) = peak_rss_while(n, async {
+        for _ in 0..5 {
+            assert_eq!(get_status(n.addr(), "/hello").await, 200);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(15), driver).await
+    })
+    .await;
     println!(
-        "HTTP/2, window 0, 100 streams of 2 MiB: peak RSS {} MiB (from {} MiB), dropped after {:?}",
+        "HTTP/2, window 0, 100 streams of 4 MiB: peak RSS {} MiB (from {} MiB), dropped after {:?}",
         peak / 1024,
         before / 1024,
         started.elapsed()
     );
     ended.expect("the connection was dropped").unwrap().ok();
+    peak
 }
 
 /// The node's resident memory once the lanes have handed back what they

@@ -312,3 +312,68 @@ pub async fn download_example() {
         assert!(lines.last().unwrap().starts_with(b"000000131072 "));
     }
 }
+
+/// 200 streams run while the function swaps its stable version 20 times and
+/// rolls a canary back: none is cut, and each is written to the end by the
+/// version it started on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+pub async fn swaps_never_cut_a_stream() {
+    let n = node()
+        .function("sse", guests::EVENTS)
+        .function_toml("sse", "max_stream = \"30s\"")
+        .start();
+    let dir = n.dir().join("functions/sse");
+    std::fs::copy(guests::EVENTS, dir.join("v2.wasm")).unwrap();
+    let deploy = |text: &str| std::fs::write(dir.join("deployment.toml"), text).unwrap();
+    deploy("stable = \"v1\"\n");
+    crate::swap::until_serving_version(&n, "/sse?n=1", "v1").await;
+    let streams: Vec<_> = (0..200)
+        .map(|i| {
+            let n = &n;
+            async move {
+                // Half start at once, half spread across the swaps.
+                if i >= 100 {
+                    tokio::time::sleep(Duration::from_millis(20 * (i - 100))).await;
+                }
+                n.stream("/sse?n=30&ms=100", i % 2 == 1).await
+            }
+        })
+        .collect();
+    let swaps = async {
+        for i in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            deploy(if i % 2 == 0 {
+                "stable = \"v2\"\n"
+            } else {
+                "stable = \"v1\"\n"
+            });
+        }
+        deploy("stable = \"v1\"\ncanary = \"v2\"\ncanary_percent = 50\n");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rolled = n
+            .admin(
+                http::Method::POST,
+                "/v1/functions/sse/rollback",
+                None,
+                Default::default(),
+            )
+            .await;
+        assert_eq!(rolled.status, 200, "{}", rolled.text());
+    };
+    let (replies, ()) = tokio::join!(join_all(streams), swaps);
+    let mut versions = std::collections::BTreeMap::new();
+    for reply in &replies {
+        assert_eq!(reply.end, Ok(()), "a stream was cut");
+        let started_on = reply.headers["x-wedge-version"].to_str().unwrap();
+        let events = reply.events();
+        assert_eq!(events.len(), 30);
+        assert!(
+            events.iter().all(|e| e.version == started_on),
+            "a stream that started on {started_on} was written by another version"
+        );
+        *versions.entry(started_on.to_string()).or_insert(0) += 1;
+    }
+    println!("streams by version: {versions:?}");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(n.metric("wedge_streams_open").await, Some(0.0));
+}

@@ -33,6 +33,18 @@ pub(crate) async fn until_serving(n: &Node, path: &str, expected: &str) -> Durat
     }
 }
 
+/// Waits until `GET path` is answered by `version` (its `x-wedge-version`).
+pub(crate) async fn until_serving_version(n: &Node, path: &str, version: &str) {
+    let started = Instant::now();
+    while n.get(path).await.header("x-wedge-version") != Some(version) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{version} never served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Replaces `target` by writing a temporary file next to it and renaming it.
 pub(crate) fn replace_by_rename(target: &Path, wasm: &str) {
     let tmp = target.with_extension("uploading");

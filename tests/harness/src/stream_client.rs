@@ -26,9 +26,10 @@ pub struct Streamed {
     pub end: Result<(), String>,
 }
 
-/// One server-sent event of a test guest (`data: <i> <unix ms>`): its number,
-/// when the guest wrote it, and when it arrived.
-#[derive(Debug, Clone, Copy)]
+/// One server-sent event of a test guest (`data: <i> <unix ms> [<version>]`):
+/// its number, when the guest wrote it, when it arrived, and the version
+/// that wrote it when it says.
+#[derive(Debug, Clone)]
 pub struct Event {
     /// The event's number.
     pub number: u64,
@@ -36,6 +37,8 @@ pub struct Event {
     pub written: SystemTime,
     /// When the client had all of it.
     pub arrived: SystemTime,
+    /// The version that wrote it, when it says.
+    pub version: String,
 }
 
 impl Event {
@@ -81,6 +84,7 @@ impl Streamed {
                     number,
                     written: UNIX_EPOCH + Duration::from_millis(ms),
                     arrived: *arrived,
+                    version: words.next().unwrap_or_default().to_string(),
                 });
             }
         }

@@ -1,6 +1,7 @@
 //! Server-sent events: `?n=N` events (default 5) `?ms=M` milliseconds apart
-//! (default 200), each carrying its number and the wall-clock time it was
-//! written (`data: <i> <unix ms>`), flushed one by one. `?then=` ends the
+//! (default 200), each carrying its number, the wall-clock time it was
+//! written and the version serving it (`data: <i> <unix ms> <version>`),
+//! flushed one by one. `?then=` ends the
 //! stream otherwise after them: `trap`, `exit` (status 3), `sleep` (waits
 //! 60 s without writing), `spin` (computes without end), `flood` (writes
 //! without end).
@@ -18,6 +19,7 @@ fn main() {
     };
     let n: u64 = param("n").and_then(|v| v.parse().ok()).unwrap_or(5);
     let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(200);
+    let version = std::env::var("WEDGE_VERSION").unwrap_or_default();
     let mut out = std::io::stdout();
     out.write_all(b"Content-Type: text/event-stream\nCache-Control: no-cache\n\n")
         .unwrap();
@@ -27,7 +29,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(ms));
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        write!(out, "data: {i} {}\n\n", now.as_millis()).unwrap();
+        write!(out, "data: {i} {} {version}\n\n", now.as_millis()).unwrap();
         out.flush().unwrap();
     }
     match param("then").as_deref() {
