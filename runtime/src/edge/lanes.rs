@@ -16,13 +16,6 @@ use tokio::time::MissedTickBehavior;
 /// A connection handed to a lane: a future first polled on the lane's thread.
 pub type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Tasks a lane polls between looks at its timers and sockets while others
-/// are ready. A guest computing without pause yields every epoch tick (5 ms),
-/// so at tokio's default of 61 a lane shared with such guests saw its timers
-/// and sockets only every 300 ms: a streaming neighbour's events, due every
-/// 10 ms, came 300 ms late. At 8 they wait at most 40 ms.
-const EVENT_INTERVAL: u32 = 8;
-
 /// Connections waiting for their lane to pick them up; beyond this the accept
 /// loop waits, which leaves further clients in the listen backlog.
 const QUEUED_PER_LANE: usize = 256;
@@ -46,7 +39,6 @@ impl Lanes {
             let (tx, rx) = mpsc::channel::<Job>(queued);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .event_interval(EVENT_INTERVAL)
                 .build()?;
             // Detached: a lane ends by itself once its sender is dropped and its
             // connections are done.

@@ -112,7 +112,7 @@ struct Streaming {
 struct Access {
     node: Arc<NodeState>,
     method: http::Method,
-    path: String,
+    uri: http::Uri,
     request_id: String,
     status: u16,
     head: std::time::Duration,
@@ -202,7 +202,7 @@ impl App {
         let access = Access {
             node: self.node.clone(),
             method: parts.method,
-            path: parts.uri.path().to_string(),
+            uri: parts.uri,
             request_id,
             status: head.status().as_u16(),
             head: started.elapsed(),
@@ -535,7 +535,7 @@ impl Access {
         tracing::info!(
             target: "wedge::access",
             method = self.method.as_str(),
-            path = self.path.as_str(),
+            path = self.uri.path(),
             status = self.status,
             function,
             version = version.map_or("", |v| &*v.label),

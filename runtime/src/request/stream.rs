@@ -43,13 +43,23 @@ pub struct Running<O> {
 
 /// Sets `store` up to yield the CPU at every epoch tick, noting each yield
 /// in the flag returned, for [`Running::new`].
+///
+/// The yield is tokio's own, which lets the lane look at its timers and
+/// sockets before the guest runs again. A plain wake-and-pend would put the
+/// guest straight back in the run queue: a lane shared with guests that
+/// compute without pause then saw its timers only every 61 polls (tokio's
+/// event interval), 300 ms at one poll per 5 ms tick, and a streaming
+/// neighbour's events, due every 10 ms, came 300 ms late.
 pub fn yield_at_ticks<T: 'static>(store: &mut wasmtime::Store<T>) -> Arc<AtomicBool> {
     let yielded = Arc::new(AtomicBool::new(false));
     let flag = yielded.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         flag.store(true, Ordering::Relaxed);
-        Ok(UpdateDeadline::Yield(1))
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
     });
     yielded
 }

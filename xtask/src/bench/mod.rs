@@ -20,6 +20,8 @@
 //! - `swaps` ([`swaps`], not in `all`): the p99 of hello, quiet and while a
 //!   5 MB Go module lands every 2 s, for this build and `--baseline` in
 //!   turn, `--rounds` times.
+//! - `stream` ([`stream`], not in `all`): 1 GiB streamed to one client by
+//!   a component through wedge and by raw hyper, MiB/s and the ratio.
 //!
 //! `all` is every scenario but `deploy`; without a scenario, `hello`.
 //!
@@ -49,6 +51,7 @@ mod golive;
 mod hello;
 mod inventory;
 mod origin;
+mod stream;
 mod swaps;
 
 mod admin;
@@ -95,6 +98,18 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     if options.scenario == "deploy" {
         run(cargo().args(["build", "--locked", "--release", "--package", "wedge"]))?;
         return deploy::bench(options.rounds);
+    }
+    if options.scenario == "stream" {
+        run(cargo().args([
+            "build",
+            "--locked",
+            "--release",
+            "--package",
+            "wedge",
+            "--package",
+            "hyper-hello",
+        ]))?;
+        return stream::bench(options.rounds);
     }
     if options.scenario == "swaps" {
         wrk::ensure_installed()?;
@@ -157,7 +172,7 @@ fn scenarios(name: &str) -> Result<&'static [&'static str], String> {
             .map(|i| &ALL[i..=i])
             .ok_or_else(|| {
                 format!(
-                    "unknown scenario {one} (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy, swaps)"
+                    "unknown scenario {one} (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy, swaps, stream)"
                 )
             }),
     }

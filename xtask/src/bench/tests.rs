@@ -62,6 +62,6 @@ fn each_name_stands_for_its_scenarios_in_order() {
     assert_eq!(scenarios("all"), Ok(ALL));
     assert_eq!(
         scenarios("nosuch"),
-        Err("unknown scenario nosuch (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy, swaps)".into())
+        Err("unknown scenario nosuch (hello, components, inventory, fifty, fleet, origin, golive, speed, all, deploy, swaps, stream)".into())
     );
 }
