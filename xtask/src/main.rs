@@ -359,13 +359,16 @@ fn lint() -> Result<(), String> {
             .map(|name| ("examples/Cargo.toml", name))
             .collect();
     components.push(("tests/guests-http/Cargo.toml", "http_probe".into()));
-    run(cargo().args([
-        "fmt",
-        "--all",
-        "--check",
-        "--manifest-path",
+    components.push((
+        "bench/plain-http-hello/Cargo.toml",
+        "plain_http_hello".into(),
+    ));
+    for manifest in [
         "tests/guests-http/Cargo.toml",
-    ]))?;
+        "bench/plain-http-hello/Cargo.toml",
+    ] {
+        run(cargo().args(["fmt", "--all", "--check", "--manifest-path", manifest]))?;
+    }
     for (manifest, name) in &components {
         run(cargo().args([
             "clippy",
