@@ -368,7 +368,9 @@ pub async fn slow_readers_are_disconnected() {
         .server(&format!("write_timeout = \"{write_timeout}s\""))
         .function("hello", examples::HELLO)
         .function("stream_bytes", guests::STREAM_BYTES)
+        .function_toml("stream_bytes", "max_stream = \"120s\"")
         .function("probe", guests::HTTP_PROBE)
+        .function_toml("probe", "max_stream = \"120s\"")
         .start();
     for (round, path) in ["/stream_bytes?mb=8", "/probe?do=bytes&mb=8"]
         .iter()
@@ -450,6 +452,7 @@ pub async fn zero_window_http2_is_dropped() {
         .server("write_timeout = \"2s\"")
         .function("hello", examples::HELLO)
         .function("stream_bytes", guests::STREAM_BYTES)
+        .function_toml("stream_bytes", "max_stream = \"120s\"")
         .start();
     let idle = n.rss_kib();
     for round in 1..=3u64 {

@@ -175,8 +175,11 @@ pub async fn long_bodies_stream_in_bounded_memory() {
     let n = node()
         .function("stream_bytes", guests::STREAM_BYTES)
         .function("probe", guests::HTTP_PROBE)
-        .function_toml("probe", "max_response = \"2GiB\"")
-        .function_toml("stream_bytes", "max_response = \"2GiB\"")
+        .function_toml("probe", "max_response = \"2GiB\"\nmax_stream = \"300s\"")
+        .function_toml(
+            "stream_bytes",
+            "max_response = \"2GiB\"\nmax_stream = \"300s\"",
+        )
         .start();
     // Warm both up, so that their first instances are not counted as growth.
     n.stream("/stream_bytes?mb=1", false).await;
@@ -293,7 +296,10 @@ pub async fn ticker_example() {
 pub async fn download_example() {
     let n = node()
         .function("http-download", examples::HTTP_DOWNLOAD)
-        .function_toml("http-download", "max_response = \"1GiB\"")
+        .function_toml(
+            "http-download",
+            "max_response = \"1GiB\"\nmax_stream = \"60s\"",
+        )
         .start();
     for h2 in [false, true] {
         let reply = n.stream("/http-download?mb=8", h2).await;
