@@ -101,6 +101,11 @@ pub async fn cuts_are_aborts() {
                 "/probe?do=events&n=2&ms=10&then=sleep",
                 "stream_idle",
             ),
+            (
+                "probe",
+                "/probe?do=events&n=2&ms=10&then=flood",
+                "max_response",
+            ),
         ],
     )
     .await;
@@ -118,6 +123,10 @@ pub async fn time_limits_cut_streams() {
         .function_toml("timed", "stream_idle = \"10s\"\ntimeout = \"1s\"")
         .function("idle", guests::EVENTS)
         .function_toml("idle", "stream_idle = \"300ms\"\nmax_stream = \"10s\"")
+        .function("cspinner", guests::HTTP_PROBE)
+        .function_toml("cspinner", "stream_idle = \"10s\"\nmax_stream = \"1s\"")
+        .function("ctimed", guests::HTTP_PROBE)
+        .function_toml("ctimed", "stream_idle = \"10s\"\ntimeout = \"1s\"")
         .start();
     expect_cuts(
         &n,
@@ -125,6 +134,12 @@ pub async fn time_limits_cut_streams() {
             ("spinner", "/spinner?n=2&ms=10&then=spin", "max_stream"),
             ("timed", "/timed?n=2&ms=10&then=spin", "timeout"),
             ("idle", "/idle?n=2&ms=10&then=spin", "stream_idle"),
+            (
+                "cspinner",
+                "/cspinner?do=events&n=2&ms=10&then=spin",
+                "max_stream",
+            ),
+            ("ctimed", "/ctimed?do=events&n=2&ms=10&then=spin", "timeout"),
         ],
     )
     .await;

@@ -111,7 +111,8 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 // `?n=` events `?ms=` apart, each with its number and the
                 // wall-clock time it was written; `?then=` ends the stream
                 // otherwise: `trap`, `unfinished` (returns with the body
-                // open), `sleep` (60 s without a byte).
+                // open), `sleep` (60 s without a byte), `spin` (computes
+                // without end), `flood` (writes without end).
                 let n: u64 = param("n").and_then(|v| v.parse().ok()).unwrap_or(5);
                 let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(200);
                 let headers = Fields::from_list(&[(
@@ -143,6 +144,20 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                     }
                     Some("sleep") => {
                         wasi::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block()
+                    }
+                    Some("spin") => {
+                        let mut n = 0u64;
+                        loop {
+                            n = std::hint::black_box(n.wrapping_add(1));
+                        }
+                    }
+                    Some("flood") => {
+                        let chunk = vec![b'x'; 4096];
+                        loop {
+                            if stream.blocking_write_and_flush(&chunk).is_err() {
+                                return;
+                            }
+                        }
                     }
                     _ => {}
                 }
