@@ -241,7 +241,7 @@ impl ReadAhead {
         // One frame past the read-ahead: a body just over a small
         // `max_response` is then refused whole (502) rather than cut.
         while !self.body_done && self.broken.is_none() && self.read.len() <= READ_AHEAD {
-            match Pin::new(&mut *body).poll_frame(cx) {
+            match poll_body(body, cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     read = true;
                     if let Ok(data) = frame.into_data() {
@@ -308,6 +308,21 @@ impl ReadAhead {
     }
 }
 
+/// Polls the component's body for its next frame, outside tokio's
+/// cooperative budget. Once the guest has returned, a body that is not ready
+/// was left unfinished, and that is only true if "not ready" means empty: a
+/// budgeted poll can also say so when the task has used up its budget, which
+/// cut whole responses as unfinished when forty streamed at once.
+fn poll_body(
+    body: &mut HyperOutgoingBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<hyper::body::Frame<Bytes>, wasmtime_wasi_http::Error>>> {
+    let mut next = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+        Pin::new(&mut *body).poll_frame(cx)
+    }));
+    Pin::new(&mut next).poll(cx)
+}
+
 /// The response the component set, with the headers of the connection removed:
 /// hyper frames the body it is given.
 fn response(parts: http::response::Parts, body: Bytes) -> GuestResponse {
@@ -345,7 +360,7 @@ impl Source for ComponentSource {
         let mut paused = false;
         loop {
             if !self.body_done {
-                match Pin::new(&mut self.body).poll_frame(cx) {
+                match poll_body(&mut self.body, cx) {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => return Poll::Ready(Some(Ok(data))),
                         Err(_trailers) => continue,
