@@ -110,7 +110,6 @@ struct Streaming {
 /// One request's access record, emitted when its response has been answered
 /// whole, or when its stream has ended.
 struct Access {
-    node: Arc<NodeState>,
     method: http::Method,
     uri: http::Uri,
     request_id: String,
@@ -200,7 +199,6 @@ impl App {
             headers.insert("x-wedge-version", v);
         }
         let access = Access {
-            node: self.node.clone(),
             method: parts.method,
             uri: parts.uri,
             request_id,
@@ -210,11 +208,13 @@ impl App {
         };
         let response = match streaming {
             None => {
-                access.finish(None);
+                access.finish(&self.node, None);
                 head
             }
             Some(s) => {
-                let on_end = Box::new(move |end, sent| access.finish(Some((end, sent))));
+                // Only a stream keeps the node's state past this call.
+                let node = self.node.clone();
+                let on_end = Box::new(move |end, sent| access.finish(&node, Some((end, sent))));
                 let stream = GuestStream::new(s.first, s.source, s.limits, s.slots, on_end);
                 head.map(|_| Body::stream(Box::pin(stream)))
             }
@@ -490,7 +490,7 @@ fn log_failure(error: &HostError, served: &Served, request_id: &str) {
 impl Access {
     /// Counts the request and writes its access line; for a stream, once it
     /// has ended, with how it ended and the body bytes it sent.
-    fn finish(self, stream: Option<(StreamEnd, u64)>) {
+    fn finish(self, node: &NodeState, stream: Option<(StreamEnd, u64)>) {
         let served = &self.served;
         let version = served.version.as_deref();
         let function = served.function.as_deref().unwrap_or("");
@@ -503,7 +503,7 @@ impl Access {
                 if let Cause::Failed(kind) = cause {
                     trap = Some(*kind);
                 }
-                self.node.telemetry().record_cut(function, cause.as_str());
+                node.telemetry().record_cut(function, cause.as_str());
                 tracing::warn!(
                     target: "wedge::guest",
                     %function,
@@ -527,10 +527,10 @@ impl Access {
                     cut,
                 });
                 if self.status >= 500 || cut {
-                    self.node.failures().notify_one();
+                    node.failures().notify_one();
                 }
             }
-            None => self.node.telemetry().record_unrouted(self.status),
+            None => node.telemetry().record_unrouted(self.status),
         }
         tracing::info!(
             target: "wedge::access",

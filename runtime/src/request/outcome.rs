@@ -89,6 +89,16 @@ pub enum RunError {
     Upload(#[from] UploadCut),
 }
 
+impl RunError {
+    /// No response head within the function's `timeout`.
+    pub fn timed_out(timeout: Duration) -> Self {
+        Self::Failed {
+            kind: TrapKind::Timeout,
+            message: format!("no response within {timeout:?}"),
+        }
+    }
+}
+
 /// Where the time of a run went.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Timing {

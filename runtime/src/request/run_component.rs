@@ -92,10 +92,7 @@ pub async fn run(
 
     let started = Instant::now();
     let mut timing = Timing::default();
-    let timed_out = || RunError::Failed {
-        kind: TrapKind::Timeout,
-        message: format!("no response within {:?}", settings.timeout),
-    };
+    let timed_out = || RunError::timed_out(settings.timeout);
     let (sender, receiver) = oneshot::channel::<Outparam>();
     let scheme = match inv.request.uri().scheme() {
         Some(s) if *s == http::uri::Scheme::HTTPS => Scheme::Https,

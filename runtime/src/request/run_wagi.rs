@@ -91,10 +91,7 @@ pub async fn run(
 
     let mut timing = Timing::default();
     let started = Instant::now();
-    let timed_out = || RunError::Failed {
-        kind: TrapKind::Timeout,
-        message: format!("no response within {:?}", settings.timeout),
-    };
+    let timed_out = || RunError::timed_out(settings.timeout);
     let entry = match tokio::time::timeout_at(inv.deadline, instantiate(compiled, &mut store)).await
     {
         Ok(Ok(entry)) => entry,
@@ -147,15 +144,9 @@ pub async fn run(
         Phase::Ended(end) => {
             timing.outbound = end.outbound;
             let output = stdout.take_all();
-            match end.result {
-                Ok(()) => finish(output),
-                Err(_) if stdout.overflowed() => Err(RunError::TooLarge(ResponseTooLarge {
-                    cap: settings.max_response,
-                })),
-                Err(error) => match error.downcast_ref::<I32Exit>() {
-                    Some(exit) => classify_exit(exit.0, output),
-                    None => Err(failure(&error, end.memory_exceeded)),
-                },
+            match end_of(end, &stdout) {
+                End::Exit(code) => classify_exit(code, output),
+                End::Failed(failed) => Err(failed),
             }
         }
     };
@@ -182,6 +173,28 @@ async fn instantiate(
         .typed::<(), ()>(&*store)
 }
 
+/// How a run ended, its store gone.
+enum End {
+    /// It returned (as `exit(0)`) or exited with this status.
+    Exit(i32),
+    /// It failed: a trap, its memory cap, output past `max_response`.
+    Failed(RunError),
+}
+
+/// What `end` came to, the output having gone to `stdout`.
+fn end_of(end: WagiEnd, stdout: &Stdout) -> End {
+    let Err(error) = end.result else {
+        return End::Exit(0);
+    };
+    if stdout.overflowed() {
+        return End::Failed(RunError::TooLarge(ResponseTooLarge { cap: stdout.cap() }));
+    }
+    match error.downcast_ref::<I32Exit>() {
+        Some(I32Exit(code)) => End::Exit(*code),
+        None => End::Failed(failure(&error, end.memory_exceeded)),
+    }
+}
+
 /// The rest of a WAGI module's stdout, as the guest writes it.
 struct WagiSource {
     running: Option<Running<WagiEnd>>,
@@ -191,11 +204,17 @@ struct WagiSource {
 
 impl Source for WagiSource {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, RunError>>> {
+        // Set once the guest has paused in this poll: what it wrote before
+        // pausing is taken once more, then the poll ends.
+        let mut paused = false;
         loop {
             // What the guest wrote goes first, even from a guest that then failed.
             let held = self.stdout.take_all();
             if !held.is_empty() {
                 return Poll::Ready(Some(Ok(held)));
+            }
+            if paused {
+                return Poll::Pending;
             }
             let Some(running) = self.running.as_mut() else {
                 return Poll::Ready(self.failure.take().map(Err));
@@ -203,38 +222,20 @@ impl Source for WagiSource {
             match running.poll(cx) {
                 Poll::Ready(end) => {
                     self.running = None;
-                    self.failure = self.failure_of(end);
-                }
-                // What it wrote before it paused is due now.
-                Poll::Pending => {
-                    let held = self.stdout.take_all();
-                    return match held.is_empty() {
-                        true => Poll::Pending,
-                        false => Poll::Ready(Some(Ok(held))),
+                    // After the head, any exit but `exit(0)` cuts the stream.
+                    self.failure = match end_of(end, &self.stdout) {
+                        End::Exit(0) => None,
+                        End::Exit(code) => Some(RunError::Failed {
+                            kind: TrapKind::Exit,
+                            message: format!(
+                                "exited with status {code} in the middle of its response"
+                            ),
+                        }),
+                        End::Failed(failed) => Some(failed),
                     };
                 }
+                Poll::Pending => paused = true,
             }
-        }
-    }
-}
-
-impl WagiSource {
-    /// Why a run that already sent its head ended short, if it did: any
-    /// exit but `exit(0)` cuts the stream.
-    fn failure_of(&self, end: WagiEnd) -> Option<RunError> {
-        let error = end.result.err()?;
-        if self.stdout.overflowed() {
-            return Some(RunError::TooLarge(ResponseTooLarge {
-                cap: self.stdout.cap(),
-            }));
-        }
-        match error.downcast_ref::<I32Exit>() {
-            Some(I32Exit(0)) => None,
-            Some(I32Exit(code)) => Some(RunError::Failed {
-                kind: TrapKind::Exit,
-                message: format!("exited with status {code} in the middle of its response"),
-            }),
-            None => Some(failure(&error, end.memory_exceeded)),
         }
     }
 }

@@ -83,12 +83,6 @@ impl<O> Running<O> {
         polled
     }
 
-    /// Whether the last poll left the guest waiting on something other than
-    /// the CPU: what it wrote so far is then due to the client.
-    pub fn waiting(&self) -> bool {
-        self.waiting
-    }
-
     /// Whether a head that is ready must go out now: the guest waits, or has
     /// computed on for [`HEAD_HOLD`] since its head was ready.
     pub fn head_due(&mut self) -> bool {
