@@ -11,16 +11,23 @@ use crate::root;
 /// Starts the release hyper-hello on a free port as the lineup's first
 /// target; returns its port.
 pub fn start(lineup: &mut Lineup) -> Result<u16, String> {
+    let (server, port) = spawn()?;
+    lineup.keep(server);
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_ready(&url)?;
+    lineup.add("raw hyper hello", url, None);
+    Ok(port)
+}
+
+/// Starts the release hyper-hello on a free port; returns it and its port.
+pub fn spawn() -> Result<(Server, u16), String> {
     let port = free_port()?;
-    lineup.keep(Server(
+    let server = Server(
         Command::new(root().join("target/release/hyper-hello"))
             .arg(format!("127.0.0.1:{port}"))
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start hyper-hello: {e}"))?,
-    ));
-    let url = format!("http://127.0.0.1:{port}/");
-    wait_ready(&url)?;
-    lineup.add("raw hyper hello", url, None);
-    Ok(port)
+    );
+    Ok((server, port))
 }

@@ -100,15 +100,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         return deploy::bench(options.rounds);
     }
     if options.scenario == "stream" {
-        run(cargo().args([
-            "build",
-            "--locked",
-            "--release",
-            "--package",
-            "wedge",
-            "--package",
-            "hyper-hello",
-        ]))?;
+        build_wedge_and_hyper()?;
         return stream::bench(options.rounds);
     }
     if options.scenario == "swaps" {
@@ -124,15 +116,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     let scenarios = scenarios(&options.scenario)?;
     wrk::ensure_installed()?;
-    run(cargo().args([
-        "build",
-        "--locked",
-        "--release",
-        "--package",
-        "wedge",
-        "--package",
-        "hyper-hello",
-    ]))?;
+    build_wedge_and_hyper()?;
     let mut lineup = Lineup::default();
     let hyper_port = hyper::start(&mut lineup)?;
     // Every server is started (and the inventory seeded) before the first
@@ -159,6 +143,19 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         golive::bench(&options.load, &modules)?;
     }
     Ok(())
+}
+
+/// Builds the release wedge and the raw hyper server it is measured against.
+fn build_wedge_and_hyper() -> Result<(), String> {
+    run(cargo().args([
+        "build",
+        "--locked",
+        "--release",
+        "--package",
+        "wedge",
+        "--package",
+        "hyper-hello",
+    ]))
 }
 
 /// The scenarios `name` stands for, in the order they start.

@@ -7,26 +7,16 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::node::start_wedge;
-use super::server::{Server, free_port};
-use crate::root;
 
 /// The body's size.
 const MIB: usize = 1024;
 
 /// Runs the scenario.
 pub fn bench(rounds: usize) -> Result<(), String> {
-    let port = free_port()?;
-    let _hyper = Server(
-        Command::new(root().join("target/release/hyper-hello"))
-            .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start hyper-hello: {e}"))?,
-    );
+    let (_hyper, port) = super::hyper::spawn()?;
     let (_wedge, wedge_port) = start_wedge("stream", "sync")?;
     let targets = [
         (
